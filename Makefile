@@ -16,12 +16,12 @@ CDK := node_modules/.bin/cdk
 
 # The interpreter writes no bytecode in some sandboxes (PYTHONDONTWRITEBYTECODE);
 # bytecode is compiled at install time instead, which saves ~20 s per process on
-# aws-cdk-lib alone. Node 20 still works with the jsii runtime; silence its banner.
+# aws-cdk-lib alone. Node 20 is past its end of life for jsii but still works for
+# synthesis; its banner on every process is silenced (Node 22 or 24 is recommended).
 export UV_PYTHON_DOWNLOADS := never
 export UV_COMPILE_BYTECODE := 1
 export UV_PROJECT_ENVIRONMENT := $(VENV)
-export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
-export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
 .PHONY: help setup test test-unit lint check synth demo bench clean deploy destroy diff
 
@@ -61,8 +61,8 @@ lint: setup ## ruff (lint + format check) and mypy
 check: lint test ## lint, then the whole test suite
 
 synth: setup ## Synthesize every stack of ENV (default dev; ENV=prod, ENV=local) into cdk.out/
-	@$(CDK) synth --all --quiet -c env=$(ENV)
-	@echo "==> templates for ENV=$(ENV) in cdk.out/"; ls cdk.out/*.template.json
+	@$(CDK) synth --quiet -c env=$(ENV)
+	@echo "==> templates for ENV=$(ENV):"; ls cdk.out/*-$(ENV)-*.template.json
 
 diff: setup ## cdk diff against the deployed ENV (needs AWS credentials)
 	@$(CDK) diff --all -c env=$(ENV)
@@ -74,10 +74,10 @@ destroy: setup ## cdk destroy --all for ENV (prod keeps its retained data stores
 	@$(CDK) destroy --all -c env=$(ENV)
 
 demo: setup ## Run the whole lifecycle on the local engine (no Docker, no AWS account)
-	@$(PY) -m mlops.cli demo
+	@$(PY) -m mlops demo
 
 bench: setup ## Run the benchmarks and print their results
-	@$(PY) -m mlops.cli bench
+	@$(PY) -m mlops bench
 
 clean: ## Remove generated files (cdk.out, caches); keeps .venv and node_modules
 	@rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache .coverage htmlcov .localaws

@@ -1,0 +1,68 @@
+"""Compose the platform's stacks for one environment.
+
+Stacks only compose constructs and wire references between them; they receive the typed
+environment configuration and never read CDK context themselves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aws_cdk import Aspects, Environment, Stack, Tags
+from cdk_nag import AwsSolutionsChecks
+from constructs import Construct
+
+from mlops.config import EnvironmentConfig, EnvironmentName
+from stacks.network import NetworkStack
+from stacks.security import SecurityStack
+
+
+@dataclass(frozen=True)
+class PlatformStacks:
+    security: SecurityStack
+    network: NetworkStack
+
+    def all(self) -> list[Stack]:
+        return [self.security, self.network]
+
+
+def build_platform(
+    scope: Construct,
+    *,
+    project: str,
+    env_name: EnvironmentName,
+    env_config: EnvironmentConfig,
+    account: str | None,
+) -> PlatformStacks:
+    """Add every stack of the platform for `env_name` to `scope` (an App)."""
+    env = Environment(account=account, region=env_config.region)
+    prefix = f"{project}-{env_name}"
+    common = {"env": env, "termination_protection": env_config.termination_protection}
+    security = SecurityStack(
+        scope,
+        f"{prefix}-security",
+        env_config=env_config,
+        project=project,
+        env_name=env_name,
+        description=f"{project} ({env_name}): KMS key and access-log bucket",
+        **common,
+    )
+    network = NetworkStack(
+        scope,
+        f"{prefix}-network",
+        env_config=env_config,
+        data_key=security.data_key,
+        description=f"{project} ({env_name}): VPC, endpoints and flow logs",
+        **common,
+    )
+    stacks = PlatformStacks(security=security, network=network)
+    for stack in stacks.all():
+        Tags.of(stack).add("project", project)
+        for key, value in env_config.tags.items():
+            Tags.of(stack).add(key, value)
+    return stacks
+
+
+def apply_nag(scope: Construct) -> None:
+    """Run the AWS Solutions rule pack over everything under scope at synthesis."""
+    Aspects.of(scope).add(AwsSolutionsChecks(verbose=True))

@@ -1,0 +1,69 @@
+"""Fixtures shared by every test layer."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+warnings.filterwarnings("ignore", message="Typeguard cannot check the .* protocol")
+
+
+@dataclass
+class SynthesizedEnvironment:
+    """One environment of the real app, synthesized in-process with cdk-nag applied."""
+
+    name: str
+    app: Any
+    stacks: list[Any]
+    outdir: Path
+
+    def stack(self, suffix: str) -> Any:
+        return next(s for s in self.stacks if s.stack_name.endswith(f"-{suffix}"))
+
+
+def synthesize_environment(
+    name: str, outdir: Path, *, bundling: bool = False, overrides: dict[str, Any] | None = None
+) -> SynthesizedEnvironment:
+    """Build the app exactly as app.py does, for one environment, into outdir."""
+    import aws_cdk as cdk
+
+    from mlops.config import load_platform_config, read_cdk_context, select_environment
+    from stacks.platform import apply_nag, build_platform
+
+    context = read_cdk_context(REPO_ROOT / "cdk.json")
+    context.update(overrides or {})
+    context["env"] = name
+    if not bundling:
+        context["aws:cdk:bundling-stacks"] = []
+    app = cdk.App(context=context, outdir=str(outdir))
+    config = load_platform_config(context["platform"])
+    env_config = select_environment(config, name)
+    stacks = build_platform(
+        app, project=config.project, env_name=name, env_config=env_config,  # type: ignore[arg-type]
+        account=env_config.account,
+    )  # fmt: skip
+    apply_nag(app)
+    app.synth()
+    return SynthesizedEnvironment(name=name, app=app, stacks=stacks.all(), outdir=outdir)
+
+
+@pytest.fixture(scope="session")
+def synthesized(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Callable[[str], SynthesizedEnvironment]:
+    """Synthesize each environment at most once per test session."""
+    cache: dict[str, SynthesizedEnvironment] = {}
+
+    def get(name: str) -> SynthesizedEnvironment:
+        if name not in cache:
+            cache[name] = synthesize_environment(name, tmp_path_factory.mktemp(f"cdk-{name}"))
+        return cache[name]
+
+    return get
