@@ -1,0 +1,115 @@
+"""Let moto evaluate S3 bucket-policy conditions about the transport, as AWS would over HTTPS.
+
+Why: CDK's `enforce_ssl=True` (and `minimum_tls_version`) adds a statement
+`Deny s3:* to * when aws:SecureTransport is false` (or `s3:TlsVersion < x`). moto 5.2.5 ignores
+conditions it cannot evaluate, so that statement denies *every* object request: a platform
+bucket deployed with secure defaults becomes unusable (PutObject -> 403). The emulator stands in
+for AWS's HTTPS endpoints, so requests are treated as secure (`aws:SecureTransport=true`,
+`s3:TlsVersion=1.3`): statements whose transport conditions do not hold are dropped before moto
+evaluates the policy. Statements with conditions on other keys are left to moto unchanged, so
+an unconditional Deny still denies.
+
+`install()` is idempotent, `uninstall()` restores moto; `check_contract()` fails loudly if the
+patched internal (`moto.s3.models.FakeBucket.get_permission`) changes.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from typing import Any
+
+REQUEST_CONTEXT: dict[str, str] = {"aws:SecureTransport": "true", "s3:TlsVersion": "1.3"}
+
+_original: Any = None
+
+
+class MotoContractError(RuntimeError):
+    """The moto internal this extension patches changed."""
+
+
+def check_contract() -> None:
+    from moto.iam.access_control import IAMPolicy
+    from moto.s3.models import FakeBucket
+
+    target = _original if _original is not None else FakeBucket.get_permission
+    params = list(inspect.signature(target).parameters)
+    if params != ["self", "action", "resource"]:
+        raise MotoContractError(
+            f"moto.s3.models.FakeBucket.get_permission signature changed to {params}; "
+            "localaws.s3_secure_transport must be adapted"
+        )
+    if (
+        "incoming_condition_values"
+        not in inspect.signature(IAMPolicy.is_action_permitted).parameters
+    ):
+        raise MotoContractError(
+            "moto.iam.access_control.IAMPolicy.is_action_permitted changed; "
+            "localaws.s3_secure_transport must be adapted"
+        )
+
+
+def install() -> None:
+    global _original
+    from moto.s3.models import FakeBucket
+
+    if _original is not None:
+        return
+    check_contract()
+    _original = FakeBucket.get_permission
+    FakeBucket.get_permission = _get_permission  # type: ignore[method-assign,assignment]
+
+
+def uninstall() -> None:
+    global _original
+    from moto.s3.models import FakeBucket
+
+    if _original is not None:
+        FakeBucket.get_permission = _original  # type: ignore[method-assign]
+        _original = None
+
+
+def installed() -> bool:
+    return _original is not None
+
+
+def _get_permission(bucket: Any, action: str, resource: str) -> Any:
+    from moto.iam.access_control import IAMPolicy, PermissionResult
+
+    if bucket.policy is None:
+        return PermissionResult.NEUTRAL
+    document = json.loads(bucket.policy)
+    statements = document.get("Statement", [])
+    statements = [statements] if isinstance(statements, dict) else statements
+    document["Statement"] = [s for s in statements if _may_apply(s.get("Condition", {}))]
+    return IAMPolicy(json.dumps(document)).is_action_permitted(action, resource)
+
+
+def _may_apply(condition: dict[str, dict[str, Any]]) -> bool:
+    """False only when a transport condition is known not to hold for emulator requests."""
+    for operator, tests in condition.items():
+        for key, expected in tests.items():
+            if key not in REQUEST_CONTEXT:
+                continue
+            values = expected if isinstance(expected, list) else [expected]
+            if not any(_holds(operator, REQUEST_CONTEXT[key], str(v)) for v in values):
+                return False
+    return True
+
+
+def _holds(operator: str, actual: str, expected: str) -> bool:
+    numeric = {
+        "NumericLessThan": lambda a, e: a < e,
+        "NumericLessThanEquals": lambda a, e: a <= e,
+        "NumericGreaterThan": lambda a, e: a > e,
+        "NumericGreaterThanEquals": lambda a, e: a >= e,
+        "NumericEquals": lambda a, e: a == e,
+        "NumericNotEquals": lambda a, e: a != e,
+    }
+    if operator in numeric:
+        return bool(numeric[operator](float(actual), float(expected)))
+    if operator in ("Bool", "StringEquals", "StringEqualsIgnoreCase"):
+        return actual.lower() == expected.lower()
+    if operator == "StringNotEquals":
+        return actual.lower() != expected.lower()
+    return True
