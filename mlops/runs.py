@@ -1,0 +1,172 @@
+"""The runs table: one record per uploaded bundle version and what became of it.
+
+Every upload gets a record, valid or not, so a data scientist can always answer "what
+happened to my upload?" (`mlops runs list/show`). The record's key is derived from the
+uploaded object (bucket, key, version), which also makes the trigger idempotent: S3 and
+EventBridge deliver at least once, and only the first delivery can create the record.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+import boto3
+from botocore.exceptions import ClientError
+
+MODEL_INDEX = "by-model"
+
+
+class RunStatus(StrEnum):
+    RECEIVED = "RECEIVED"  # upload seen, not yet validated
+    REJECTED = "REJECTED"  # invalid bundle: nothing started
+    RUNNING = "RUNNING"  # workflow execution started
+    SUCCEEDED = "SUCCEEDED"  # a model package was registered
+    GATED_OUT = "GATED_OUT"  # trained and evaluated, but did not pass the gate
+    FAILED = "FAILED"  # a step failed; `reason` says which and why
+
+    @property
+    def terminal(self) -> bool:
+        return self in {RunStatus.REJECTED, RunStatus.SUCCEEDED, RunStatus.GATED_OUT,
+                        RunStatus.FAILED}  # fmt: skip
+
+
+def _to_dynamo(value: Any) -> Any:
+    """DynamoDB's SDK rejects floats; store them as Decimal (read back as Decimal)."""
+    if isinstance(value, float):
+        return Decimal(str(value))
+    if isinstance(value, dict):
+        return {k: _to_dynamo(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_to_dynamo(v) for v in value]
+    return value
+
+
+def _from_dynamo(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: _from_dynamo(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_from_dynamo(v) for v in value]
+    return value
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def run_id_for(model_name: str, bucket: str, key: str, version_id: str, event_time: str) -> str:
+    """A stable, SageMaker-job-name-safe id for one uploaded object version.
+
+    `<model>-<yyyymmddHHMMSS of the upload>-<8 hex of bucket/key/version>`: sortable by
+    time, readable, and identical for every delivery of the same upload event. At most
+    30 + 1 + 14 + 1 + 8 = 54 characters, leaving room for job-name suffixes (limit 63).
+    """
+    digest = hashlib.sha256(f"{bucket}/{key}?versionId={version_id}".encode()).hexdigest()[:8]
+    stamp = re.sub(r"\D", "", event_time)[:14].ljust(14, "0")
+    safe_model = re.sub(r"[^a-zA-Z0-9-]", "-", model_name)[:30].strip("-") or "model"
+    return f"{safe_model}-{stamp}-{digest}"
+
+
+@dataclass
+class RunRecord:
+    run_id: str
+    model_name: str
+    bucket: str
+    key: str
+    version_id: str
+    status: RunStatus = RunStatus.RECEIVED
+    reason: str | None = None
+    execution_arn: str | None = None
+    model_package_arn: str | None = None
+    git_commit: str | None = None
+    uploaded_by: str | None = None
+    received_at: str = field(default_factory=now_iso)
+    updated_at: str = field(default_factory=now_iso)
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_item(self) -> dict[str, Any]:
+        item = {k: v for k, v in asdict(self).items() if v is not None and v != {}}
+        item["status"] = str(self.status)
+        return dict(_to_dynamo(item))
+
+    @classmethod
+    def from_item(cls, item: dict[str, Any]) -> RunRecord:
+        item = _from_dynamo(item)
+        known = {k: item[k] for k in cls.__dataclass_fields__ if k in item}
+        known["status"] = RunStatus(known.get("status", RunStatus.RECEIVED))
+        return cls(**known)
+
+
+class RunsRepository:
+    """DynamoDB access for run records (table: PK `run_id`; GSI `by-model`)."""
+
+    def __init__(self, table_name: str, *, endpoint_url: str | None = None) -> None:
+        self._table = boto3.resource("dynamodb", endpoint_url=endpoint_url).Table(table_name)
+
+    def create(self, record: RunRecord) -> bool:
+        """Insert a new record; False (and no change) if this run id already exists."""
+        try:
+            self._table.put_item(
+                Item=record.to_item(), ConditionExpression="attribute_not_exists(run_id)"
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def update_status(
+        self,
+        run_id: str,
+        status: RunStatus,
+        *,
+        reason: str | None = None,
+        execution_arn: str | None = None,
+        model_package_arn: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        """Move a run to `status`, setting only the fields given. The run must exist."""
+        values: dict[str, Any] = {"status": str(status), "updated_at": now_iso()}
+        for name, value in (
+            ("reason", reason),
+            ("execution_arn", execution_arn),
+            ("model_package_arn", model_package_arn),
+            ("details", details),
+        ):
+            if value is not None:
+                values[name] = value  # fmt: skip
+        assignments = ", ".join(f"#{name} = :{name}" for name in values)
+        self._table.update_item(
+            Key={"run_id": run_id},
+            UpdateExpression=f"SET {assignments}",
+            ConditionExpression="attribute_exists(run_id)",
+            ExpressionAttributeNames={f"#{name}": name for name in values},
+            ExpressionAttributeValues={f":{n}": _to_dynamo(v) for n, v in values.items()},
+        )
+
+    def get(self, run_id: str) -> RunRecord | None:
+        item = self._table.get_item(Key={"run_id": run_id}).get("Item")
+        return RunRecord.from_item(item) if item else None
+
+    def list(self, model_name: str | None = None, limit: int = 50) -> list[RunRecord]:
+        """Newest first; all models unless `model_name` is given."""
+        if model_name:
+            response = self._table.query(
+                IndexName=MODEL_INDEX,
+                KeyConditionExpression="model_name = :m",
+                ExpressionAttributeValues={":m": model_name},
+                ScanIndexForward=False,
+                Limit=limit,
+            )
+            items = response.get("Items", [])
+        else:
+            items = self._table.scan().get("Items", [])
+        records = [RunRecord.from_item(i) for i in items]
+        return sorted(records, key=lambda r: r.received_at, reverse=True)[:limit]

@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from mlops.runs import MODEL_INDEX, RunRecord, RunsRepository, RunStatus, run_id_for
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.fixture
+def repo(monkeypatch: pytest.MonkeyPatch) -> Iterator[RunsRepository]:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "ap-northeast-2")
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with mock_aws():
+        boto3.client("dynamodb").create_table(
+            TableName="runs",
+            BillingMode="PAY_PER_REQUEST",
+            AttributeDefinitions=[
+                {"AttributeName": "run_id", "AttributeType": "S"},
+                {"AttributeName": "model_name", "AttributeType": "S"},
+                {"AttributeName": "received_at", "AttributeType": "S"},
+            ],
+            KeySchema=[{"AttributeName": "run_id", "KeyType": "HASH"}],
+            GlobalSecondaryIndexes=[
+                {
+                    "IndexName": MODEL_INDEX,
+                    "KeySchema": [
+                        {"AttributeName": "model_name", "KeyType": "HASH"},
+                        {"AttributeName": "received_at", "KeyType": "RANGE"},
+                    ],
+                    "Projection": {"ProjectionType": "ALL"},
+                }
+            ],
+        )
+        yield RunsRepository("runs")
+
+
+def test_run_id_is_stable_per_object_version_and_job_name_safe() -> None:
+    a = run_id_for("credit-risk", "b", "bundles/credit-risk/x.tar.gz", "v1", "2026-11-21T15:16:29Z")
+    assert a == run_id_for("credit-risk", "b", "bundles/credit-risk/x.tar.gz", "v1",
+                           "2026-11-21T15:16:29Z")  # fmt: skip
+    assert a != run_id_for("credit-risk", "b", "bundles/credit-risk/x.tar.gz", "v2",
+                           "2026-11-21T15:16:29Z")  # fmt: skip
+    assert a.startswith("credit-risk-20261121151629-")
+    long = run_id_for("m" * 80 + "_x", "b", "k", "v", "2026-11-21T15:16:29Z")
+    assert len(long) + len("-train") <= 63
+
+
+def test_create_is_idempotent_and_updates_are_recorded(repo: RunsRepository) -> None:
+    record = RunRecord(run_id="r1", model_name="credit-risk", bucket="b", key="k", version_id="v")
+    assert repo.create(record) is True
+    assert repo.create(record) is False
+    details = {"auc": 0.69, "steps": [{"name": "train", "seconds": 1.5}]}
+    repo.update_status("r1", RunStatus.GATED_OUT, reason="auc 0.69 < 0.70", details=details)
+    stored = repo.get("r1")
+    assert stored is not None
+    assert stored.status is RunStatus.GATED_OUT and stored.status.terminal
+    assert stored.reason == "auc 0.69 < 0.70"
+    assert stored.details == {"auc": 0.69, "steps": [{"name": "train", "seconds": 1.5}]}
+
+
+def test_list_is_newest_first_and_filters_by_model(repo: RunsRepository) -> None:
+    for i, model in enumerate(["a", "b", "a"]):
+        repo.create(RunRecord(run_id=f"r{i}", model_name=model, bucket="b", key="k",
+                              version_id="v", received_at=f"2026-11-2{i}T00:00:00Z"))  # fmt: skip
+    assert [r.run_id for r in repo.list()] == ["r2", "r1", "r0"]
+    assert [r.run_id for r in repo.list("a")] == ["r2", "r0"]
+    assert repo.get("missing") is None
