@@ -1,0 +1,1 @@
+"""Evaluation gate of the training workflow: may a trained model become a version?"""

@@ -1,0 +1,1 @@
+"""Registers a gated model as a PendingManualApproval version in the Model Registry."""

@@ -1,0 +1,1 @@
+"""Records how a training run ended (runs table) and notifies (SNS)."""
