@@ -1,0 +1,1 @@
+"""The training trigger: an uploaded bundle version becomes a training run or a rejection."""

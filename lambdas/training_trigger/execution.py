@@ -1,0 +1,110 @@
+"""The workflow's execution input and the staged code: pure functions of a valid bundle.
+
+The shape is the contract in docs/training-pipeline.md ("Execution input"); the state
+machine definition reads these paths, so a change here is a change there.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from mlops.bundle import write_archive
+from mlops.images import PURPOSES, image_uri
+
+STEPS = ("preprocessing", "training", "evaluation")
+SOURCE_DIR = "sourcedir.tar.gz"
+PREPROCESSING_ENTRY = "preprocessing.py"
+EVALUATION_ENTRY = "evaluation.py"
+
+
+@dataclass(frozen=True)
+class ExecutionPlan:
+    """Everything the execution input is built from."""
+
+    run_id: str
+    manifest: dict[str, Any]  # normalised (mlops.bundle.manifest.normalise)
+    bundle: dict[str, str]  # bucket, key, version_id, git_commit, uploaded_by, sha256
+    artifacts_bucket: str
+    region: str
+
+    @property
+    def run_prefix(self) -> str:
+        return f"runs/{self.run_id}"
+
+    def uri(self, suffix: str) -> str:
+        return f"s3://{self.artifacts_bucket}/{self.run_prefix}/{suffix}"
+
+
+def hyperparameter_value(value: str | int | float | bool) -> str:
+    """SageMaker takes strings only; booleans become `true`/`false` (JSON, as the toolkit
+    parses them), numbers their shortest round-tripping text."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value if isinstance(value, str) else repr(value)
+
+
+def build_execution_input(plan: ExecutionPlan) -> dict[str, Any]:
+    """The Step Functions input for one run (raises ImageNotFoundError for the region)."""
+    manifest = plan.manifest
+    model, evaluation = manifest["model"], manifest["evaluation"]
+    images = {
+        purpose: image_uri(model["framework"], model["framework_version"], plan.region,
+                           purpose=purpose)
+        for purpose in PURPOSES
+    }  # fmt: skip
+    source_dir = plan.uri(f"code/{SOURCE_DIR}")
+    hyperparameters = {k: hyperparameter_value(v) for k, v in manifest["hyperparameters"].items()}
+    hyperparameters["sagemaker_program"] = manifest["entry_points"]["training"]
+    hyperparameters["sagemaker_submit_directory"] = source_dir
+    return {
+        "run_id": plan.run_id,
+        "model_name": model["name"],
+        "model_package_group": model["name"],
+        "bundle": dict(plan.bundle),
+        "code": {
+            "preprocessing": plan.uri(f"code/{PREPROCESSING_ENTRY}"),
+            "evaluation": plan.uri(f"code/{EVALUATION_ENTRY}"),
+            "source_dir": source_dir,
+            "preprocessing_entry": PREPROCESSING_ENTRY,
+            "evaluation_entry": EVALUATION_ENTRY,
+        },
+        "data": {
+            "input": f"s3://{plan.artifacts_bucket}/datasets/{manifest['input']['dataset']}",
+            "splits": plan.uri("data/"),
+            "train": plan.uri("data/train/"),
+            "validation": plan.uri("data/validation/"),
+            "test": plan.uri("data/test/"),
+        },
+        "output": {"model": plan.uri("model/"), "evaluation": plan.uri("evaluation/")},
+        "images": images,
+        "resources": {step: dict(manifest["resources"][step]) for step in STEPS},
+        "hyperparameters": hyperparameters,
+        "metric_definitions": [
+            {"Name": d["name"], "Regex": d["regex"]} for d in manifest["metric_definitions"]
+        ],
+        "evaluation": {
+            "metric": evaluation["metric"],
+            "direction": evaluation["direction"],
+            "threshold": evaluation["threshold"],
+            "min_improvement": evaluation["min_improvement"],
+            "report_uri": plan.uri(f"evaluation/{evaluation['report']}"),
+        },
+    }
+
+
+def staged_code(plan: ExecutionPlan, files: dict[str, bytes]) -> Iterator[tuple[str, bytes, str]]:
+    """(key, body, content type) of each object under `runs/<run_id>/code/`.
+
+    The processing scripts are staged under fixed names (the processing jobs run exactly one
+    file each); training gets the whole bundle as a script-mode source directory.
+    """
+    entry = plan.manifest["entry_points"]
+    code = f"{plan.run_prefix}/code"
+    yield f"{code}/{PREPROCESSING_ENTRY}", files[entry["preprocessing"]], "text/x-python"
+    yield f"{code}/{EVALUATION_ENTRY}", files[entry["evaluation"]], "text/x-python"
+    yield f"{code}/{SOURCE_DIR}", write_archive(files), "application/gzip"
+    manifest = json.dumps(plan.manifest, indent=2, sort_keys=True).encode()
+    yield f"{code}/manifest.json", manifest, "application/json"

@@ -1,0 +1,28 @@
+"""Model bundles: the manifest contract, validation, packaging and upload.
+
+Import-light on purpose: the trigger Lambda ships this package, so nothing here imports the
+CLI's dependencies (typer, rich); the CLI lives in `mlops.bundle.cli`.
+"""
+
+from mlops.bundle.archive import ArchiveLimits, read_archive, write_archive
+from mlops.bundle.manifest import MANIFEST_NAMES, manifest_schema
+from mlops.bundle.validate import (
+    FEATURE_STORE_NOT_DEPLOYED,
+    BundleReport,
+    deployment_errors,
+    validate_archive,
+    validate_directory,
+)
+
+__all__ = [
+    "FEATURE_STORE_NOT_DEPLOYED",
+    "MANIFEST_NAMES",
+    "ArchiveLimits",
+    "BundleReport",
+    "deployment_errors",
+    "manifest_schema",
+    "read_archive",
+    "validate_archive",
+    "validate_directory",
+    "write_archive",
+]
