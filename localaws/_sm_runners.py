@@ -135,12 +135,20 @@ def _transition(job: Any, status: str, message: str, terminal: bool = False) -> 
     job.secondary_status = status
 
 
-def _base_env(job: Any) -> dict[str, str]:
+def _base_env(job: Any, tree: JobTree) -> dict[str, str]:
+    """The interpreter's environment plus the job's region and the failure-file location.
+
+    A container's scripts write `/opt/ml/output/failure`; here `/opt/ml` is a temp dir a
+    script cannot guess, so its mapped path is exported as `SM_OUTPUT_FAILURE` (scripts read
+    it first and fall back to the fixed container path, which is what runs on AWS).
+    """
     region = str(job.arn).split(":")[3]
+    (tree.root / "output").mkdir(parents=True, exist_ok=True)
     return dict(os.environ) | {
         "PYTHONUNBUFFERED": "1",
         "AWS_REGION": region,
         "AWS_DEFAULT_REGION": region,
+        "SM_OUTPUT_FAILURE": str(tree.root / "output" / "failure"),
     }
 
 
@@ -194,7 +202,7 @@ def _prepare_processing(job: Any, tree: JobTree, s3: Any) -> tuple[list[str], di
     )
     arguments = entrypoint[1:] + list(app.get("ContainerArguments") or [])
     command = [_interpreter(entrypoint[0], tree), *(tree.rewrite(a) for a in arguments)]
-    return command, _base_env(job), tree.root
+    return command, _base_env(job, tree), tree.root
 
 
 def _prepare_training(job: Any, tree: JobTree, s3: Any) -> tuple[list[str], dict[str, str], Path]:
@@ -219,7 +227,7 @@ def _prepare_training(job: Any, tree: JobTree, s3: Any) -> tuple[list[str], dict
         module_dir=submit,
     )
     layout.write_config_files(job.hyper_parameters)
-    env = _base_env(job) | layout.environ()
+    env = _base_env(job, tree) | layout.environ()
     code = tree.path("/opt/ml/code")
     if spec.get("ContainerEntrypoint"):
         entry = list(spec["ContainerEntrypoint"]) + list(spec.get("ContainerArguments") or [])

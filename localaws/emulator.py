@@ -9,6 +9,7 @@ backends, which live in this process's memory.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -52,6 +53,8 @@ class Emulator:
         from moto.core.config import default_user_config
         from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
+        # One log line per emulated API call drowns everything else out.
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
         # Step Functions only records executions unless told to run them.
         default_user_config["stepfunctions"]["execute_state_machine"] = True
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)

@@ -202,7 +202,10 @@ def create_with_moto(context: ResourceContext) -> Created:
     model.logical_resource_id = context.logical_id
     extra = _MOTO_MISSING_ATTRIBUTES.get(context.resource_type, {})
     attributes = {name: getattr(model, field) for name, field in extra.items()}
-    return Created(physical_id=str(model.physical_resource_id), attributes=attributes, model=model)
+    # Some moto models (e.g. Lambda Permission) have no physical id; CloudFormation would
+    # generate one, which is what the engine's physical name stands for.
+    physical_id = getattr(model, "physical_resource_id", None) or context.physical_name
+    return Created(physical_id=str(physical_id), attributes=attributes, model=model)
 
 
 # Documented Fn::GetAtt attributes moto's models raise NotImplemented for, by model field.

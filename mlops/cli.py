@@ -7,12 +7,14 @@ from typing import Annotated
 
 import typer
 
+from mlops.bundle.cli import bundle_app
 from mlops.config import (
     ENVIRONMENT_NAMES,
     ConfigError,
     load_platform_config,
     read_cdk_context,
 )
+from mlops.runs import RunsRepository
 
 app = typer.Typer(
     help="MLOps platform CLI: configuration, the local engine, bundles, models.",
@@ -44,21 +46,72 @@ def config_command(
         )
 
 
-def _not_built(what: str, issue: str) -> None:
-    typer.secho(f"{what} is not built yet ({issue}); nothing was run.", fg="yellow", err=True)
-    raise typer.Exit(3)
-
-
 @app.command()
 def demo() -> None:
-    """Run the whole lifecycle on the local engine."""
-    _not_built("The local-engine demo", "the local engine is in progress")
+    """Run the lifecycle on the local engine: deploy, upload, train, evaluate, register."""
+    from mlops.demo import DemoError, run_demo
+
+    try:
+        run_demo()
+    except DemoError as error:
+        typer.secho(f"demo failed: {error}", fg="red", err=True)
+        raise typer.Exit(1) from None
 
 
 @app.command()
-def bench() -> None:
-    """Run the benchmarks."""
-    _not_built("The benchmark suite", "benchmarks arrive with the serving and feature work")
+def bench(runs: Annotated[int, typer.Option(min=1, max=20)] = 3) -> None:
+    """Benchmark the local lifecycle (the only benchmark so far; see docs/benchmarks.md)."""
+    import sys
+
+    from benchmarks.lifecycle import main as lifecycle
+
+    sys.argv = ["benchmarks.lifecycle", "--runs", str(runs)]
+    lifecycle()
+
+
+app.add_typer(bundle_app, name="bundle", help="Model bundles: validate and upload.")
+runs_app = typer.Typer(help="Training runs: one per uploaded bundle version.", no_args_is_help=True)
+app.add_typer(runs_app, name="runs")
+EnvOption = Annotated[str, typer.Option("--env", help="Environment whose stacks to read.")]
+
+
+def _runs(env: str) -> RunsRepository:
+    from mlops.stack_outputs import StackOutputError, stack_output
+
+    try:
+        return RunsRepository(stack_output(f"mlops-{env}-training", "RunsTableName"))
+    except StackOutputError as error:
+        typer.secho(f"error: {error}", fg="red", err=True)
+        raise typer.Exit(2) from None
+
+
+@runs_app.command("list")
+def runs_list(
+    model: Annotated[str | None, typer.Option(help="Only this model.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=500)] = 20,
+    env: EnvOption = "dev",
+) -> None:
+    """Newest runs first: status and reason per upload."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("run", "model", "status", "received", "reason")
+    for record in _runs(env).list(model, limit=limit):
+        table.add_row(record.run_id, record.model_name, str(record.status),
+                      record.received_at, (record.reason or "")[:80])  # fmt: skip
+    Console().print(table)
+
+
+@runs_app.command("show")
+def runs_show(run_id: str, env: EnvOption = "dev") -> None:
+    """Everything recorded about one run."""
+    import json
+
+    record = _runs(env).get(run_id)
+    if record is None:
+        typer.secho(f"no run {run_id!r}", fg="red", err=True)
+        raise typer.Exit(1)
+    typer.echo(json.dumps(record.to_dict(), indent=2, default=str))
 
 
 def main() -> None:

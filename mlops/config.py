@@ -98,6 +98,26 @@ class NetworkConfig(_Strict):
         return value
 
 
+class TrainingConfig(_Strict):
+    """What the upload trigger accepts."""
+
+    allowed_models: tuple[str, ...] = Field(
+        default=("*",),
+        min_length=1,
+        description="Model names that may be trained here; '*' allows any valid name.",
+    )
+    max_bundle_mb: int = Field(default=50, ge=1, le=500, description="Bundle archive limit.")
+    max_bundle_files: int = Field(default=500, ge=1, le=10_000)
+
+    @field_validator("allowed_models")
+    @classmethod
+    def _names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [n for n in value if n != "*" and not re.match(r"^[a-z][a-z0-9-]{1,29}$", n)]
+        if bad:
+            raise ValueError(f"not valid model names: {bad} (lowercase, digits, '-', 2-30 chars)")
+        return value
+
+
 class EnvironmentConfig(_Strict):
     """Everything that differs between local, dev and prod."""
 
@@ -124,6 +144,7 @@ class EnvironmentConfig(_Strict):
         ),
     )
     network: NetworkConfig
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
     tags: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("region")

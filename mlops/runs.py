@@ -91,6 +91,9 @@ class RunRecord:
     updated_at: str = field(default_factory=now_iso)
     details: dict[str, Any] = field(default_factory=dict)
 
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "status": str(self.status)}
+
     def to_item(self) -> dict[str, Any]:
         item = {k: v for k, v in asdict(self).items() if v is not None and v != {}}
         item["status"] = str(self.status)

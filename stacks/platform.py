@@ -15,15 +15,17 @@ from constructs import Construct
 from mlops.config import EnvironmentConfig, EnvironmentName
 from stacks.network import NetworkStack
 from stacks.security import SecurityStack
+from stacks.training import TrainingStack
 
 
 @dataclass(frozen=True)
 class PlatformStacks:
     security: SecurityStack
     network: NetworkStack
+    training: TrainingStack
 
     def all(self) -> list[Stack]:
-        return [self.security, self.network]
+        return [self.security, self.network, self.training]
 
 
 def build_platform(
@@ -55,7 +57,16 @@ def build_platform(
         description=f"{project} ({env_name}): VPC, endpoints and flow logs",
         **common,
     )
-    stacks = PlatformStacks(security=security, network=network)
+    training = TrainingStack(
+        scope,
+        f"{prefix}-training",
+        env_config=env_config,
+        data_key=security.data_key,
+        access_logs=security.access_logs,
+        description=f"{project} ({env_name}): model-code upload → Step Functions → registry",
+        **common,
+    )
+    stacks = PlatformStacks(security=security, network=network, training=training)
     for stack in stacks.all():
         Tags.of(stack).add("project", project)
         for key, value in env_config.tags.items():

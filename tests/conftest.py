@@ -2,56 +2,24 @@
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from stacks.assembly import SynthesizedEnvironment
+from stacks.assembly import synthesize_environment as _synthesize
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
-
-warnings.filterwarnings("ignore", message="Typeguard cannot check the .* protocol")
-
-
-@dataclass
-class SynthesizedEnvironment:
-    """One environment of the real app, synthesized in-process with cdk-nag applied."""
-
-    name: str
-    app: Any
-    stacks: list[Any]
-    outdir: Path
-
-    def stack(self, suffix: str) -> Any:
-        return next(s for s in self.stacks if s.stack_name.endswith(f"-{suffix}"))
+__all__ = ["REPO_ROOT", "SynthesizedEnvironment", "synthesize_environment"]
 
 
 def synthesize_environment(
     name: str, outdir: Path, *, bundling: bool = False, overrides: dict[str, Any] | None = None
 ) -> SynthesizedEnvironment:
-    """Build the app exactly as app.py does, for one environment, into outdir."""
-    import aws_cdk as cdk
-
-    from mlops.config import load_platform_config, read_cdk_context, select_environment
-    from stacks.platform import apply_nag, build_platform
-
-    context = read_cdk_context(REPO_ROOT / "cdk.json")
-    context.update(overrides or {})
-    context["env"] = name
-    if not bundling:
-        context["aws:cdk:bundling-stacks"] = []
-    app = cdk.App(context=context, outdir=str(outdir))
-    config = load_platform_config(context["platform"])
-    env_config = select_environment(config, name)
-    stacks = build_platform(
-        app, project=config.project, env_name=name, env_config=env_config,  # type: ignore[arg-type]
-        account=env_config.account,
-    )  # fmt: skip
-    apply_nag(app)
-    app.synth()
-    return SynthesizedEnvironment(name=name, app=app, stacks=stacks.all(), outdir=outdir)
+    """The real app for one environment; bundling skipped unless asked for (speed)."""
+    return _synthesize(name, outdir, bundling=bundling, overrides=overrides)
 
 
 @pytest.fixture(scope="session")

@@ -26,6 +26,7 @@ from typing import Any, Literal, cast
 import jsii
 from aws_cdk import AssetHashType, BundlingOptions, DockerImage, Duration, ILocalBundling
 from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
@@ -192,6 +193,24 @@ class PythonFunction(Construct):
         self.log_group = logs.LogGroup(
             self, "Logs", retention=retention(log_retention_days), encryption_key=log_key
         )
+        # An own role instead of AWSLambdaBasicExecutionRole: the function may write to its
+        # own log group and nothing else by default.
+        self.role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"{description} (Lambda execution role)",
+        )
+        self.log_group.grant_write(self.role)
+        if vpc is not None:
+            self.role.add_to_policy(
+                iam.PolicyStatement(
+                    actions=["ec2:CreateNetworkInterface", "ec2:DescribeNetworkInterfaces",
+                             "ec2:DeleteNetworkInterface", "ec2:AssignPrivateIpAddresses",
+                             "ec2:UnassignPrivateIpAddresses"],
+                    resources=["*"],
+                )
+            )  # fmt: skip
         self.function = lambda_.Function(
             self,
             "Function",
@@ -205,6 +224,7 @@ class PythonFunction(Construct):
             memory_size=memory_size,
             tracing=lambda_.Tracing.ACTIVE,
             log_group=self.log_group,
+            role=self.role,
             vpc=vpc,
             vpc_subnets=ec2.SubnetSelection(subnet_group_name="private") if vpc else None,
             **function_props,

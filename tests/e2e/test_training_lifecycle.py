@@ -1,0 +1,118 @@
+"""The training lifecycle on the local engine: the synthesized `local` app, real compute."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import tarfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+import requests
+
+from localaws.engine import LocalEngine
+from mlops.demo import SAMPLE_BUNDLE, load_sample_dataset, wait_for_run
+from mlops.runs import RunsRepository, RunStatus
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalEngine]:
+    with LocalEngine(workdir=tmp_path_factory.mktemp("localaws")) as running:
+        requests.post(f"{running.emulator.endpoint_url}/moto-api/reset", timeout=10)
+        running.deploy()
+        load_sample_dataset(running.training.artifacts_bucket, n_customers=2000)
+        yield running
+
+
+def _upload(engine: LocalEngine, bundle: Path) -> Any:
+    from mlops.bundle.upload import upload_bundle
+
+    return upload_bundle(
+        bundle, model="credit-risk", bucket=engine.training.code_bucket, progress=False
+    )
+
+
+def _finished_run(engine: LocalEngine, key: str) -> Any:
+    runs = RunsRepository(engine.training.runs_table)
+    return wait_for_run(runs, "credit-risk", key, terminal=True, timeout=300)
+
+
+def _packages() -> list[dict[str, Any]]:
+    response = boto3.client("sagemaker").list_model_packages(ModelPackageGroupName="credit-risk")
+    return list(response["ModelPackageSummaryList"])
+
+
+def test_upload_trains_evaluates_and_registers_a_version(engine: LocalEngine) -> None:
+    uploaded = _upload(engine, SAMPLE_BUNDLE)
+    record = _finished_run(engine, uploaded.key)
+    assert record.status is RunStatus.SUCCEEDED, record.reason
+    sagemaker = boto3.client("sagemaker")
+    package = sagemaker.describe_model_package(ModelPackageName=record.model_package_arn)
+    assert package["ModelApprovalStatus"] == "PendingManualApproval"
+    metadata = package["CustomerMetadataProperties"]
+    assert metadata["run_id"] == record.run_id
+    assert float(metadata["metric.auc"]) > 0.70
+    report_uri = package["ModelMetrics"]["ModelQuality"]["Statistics"]["S3Uri"]
+    report = json.loads(_read_s3(report_uri))
+    assert report["parity"]["passed"] is True
+    model_uri = package["InferenceSpecification"]["Containers"][0]["ModelDataUrl"]
+    with tarfile.open(fileobj=io.BytesIO(_read_s3(model_uri)), mode="r:gz") as archive:
+        assert {"model.onnx", "signature.json"} <= set(archive.getnames())
+
+
+def test_failing_training_script_fails_the_run_with_its_reason(
+    engine: LocalEngine, tmp_path: Path
+) -> None:
+    before = len(_packages())
+    bundle = tmp_path / "broken"
+    shutil.copytree(SAMPLE_BUNDLE, bundle)
+    (bundle / "train.py").write_text(
+        "import os, sys\n"
+        "path = os.environ.get('SM_OUTPUT_FAILURE', '/opt/ml/output/failure')\n"
+        "open(path, 'w').write('label column defaulted_90d is constant: nothing to learn')\n"
+        "sys.exit(1)\n"
+    )
+    uploaded = _upload(engine, bundle)
+    record = _finished_run(engine, uploaded.key)
+    assert record.status is RunStatus.FAILED
+    assert "train" in str(record.reason)
+    assert "label column defaulted_90d is constant" in str(record.reason)
+    assert len(_packages()) == before, "nothing may be registered for a failed run"
+    execution = boto3.client("stepfunctions").describe_execution(executionArn=record.execution_arn)
+    assert execution["status"] == "FAILED"
+
+
+def test_a_model_not_beating_the_approved_champion_is_gated_out(
+    engine: LocalEngine, tmp_path: Path
+) -> None:
+    champion = next(p for p in _packages() if p["ModelApprovalStatus"] == "PendingManualApproval")
+    boto3.client("sagemaker").update_model_package(
+        ModelPackageArn=champion["ModelPackageArn"], ModelApprovalStatus="Approved"
+    )
+    before = len(_packages())
+    bundle = tmp_path / "not-better-enough"
+    shutil.copytree(SAMPLE_BUNDLE, bundle)
+    manifest = (bundle / "manifest.yaml").read_text()
+    # The same model again, required to beat the champion by 0.2 AUC: it passes the absolute
+    # threshold, so only the champion comparison can reject it.
+    demanding = manifest.replace("min_improvement: 0.005", "min_improvement: 0.2")
+    assert demanding != manifest
+    (bundle / "manifest.yaml").write_text(demanding)
+    uploaded = _upload(engine, bundle)
+    record = _finished_run(engine, uploaded.key)
+    assert record.status is RunStatus.GATED_OUT, record.reason
+    reason = str(record.reason)
+    assert "does not beat the champion credit-risk/1" in reason, reason
+    assert "by the required 0.2000" in reason, reason
+    assert len(_packages()) == before
+
+
+def _read_s3(uri: str) -> bytes:
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    return bytes(boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read())
