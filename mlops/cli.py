@@ -70,6 +70,44 @@ def bench(runs: Annotated[int, typer.Option(min=1, max=20)] = 3) -> None:
 
 
 app.add_typer(bundle_app, name="bundle", help="Model bundles: validate and upload.")
+local_app = typer.Typer(help="The local engine: the `local` app in an in-process emulator.",
+                        no_args_is_help=True)  # fmt: skip
+app.add_typer(local_app, name="local")
+
+
+@local_app.command("up")
+def local_up(
+    port: Annotated[int, typer.Option(help="Emulator port (0 picks a free one).")] = 4599,
+) -> None:
+    """Deploy the `local` app into the emulator and keep it running until Ctrl-C.
+
+    Other shells reach it by exporting the printed variables, then use the CLI as against
+    AWS, e.g. `mlops bundle upload ... --bucket <CodeBucketName>` or
+    `mlops runs list --env local`.
+    """
+    import time
+
+    from localaws.emulator import Emulator
+    from localaws.engine import LocalEngine
+
+    with LocalEngine(emulator=Emulator(port=port)) as engine:
+        deployment = engine.deploy()
+        for name, stack in deployment.stacks.items():
+            for key, value in sorted(stack.outputs.items()):
+                typer.echo(f"{name}.{key} = {value}")
+        typer.echo("\n# in another shell:")
+        for key, value in engine.emulator.environ().items():
+            if key != "MOTO_PORT":
+                typer.echo(f"export {key}={value}")
+        typer.echo(f"export MLOPS_CODE_BUCKET={engine.training.code_bucket}")
+        typer.secho("local engine running; Ctrl-C stops it", fg="green")
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            typer.echo("stopping")
+
+
 runs_app = typer.Typer(help="Training runs: one per uploaded bundle version.", no_args_is_help=True)
 app.add_typer(runs_app, name="runs")
 EnvOption = Annotated[str, typer.Option("--env", help="Environment whose stacks to read.")]

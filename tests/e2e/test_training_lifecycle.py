@@ -116,3 +116,37 @@ def test_a_model_not_beating_the_approved_champion_is_gated_out(
 def _read_s3(uri: str) -> bytes:
     bucket, _, key = uri.removeprefix("s3://").partition("/")
     return bytes(boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read())
+
+
+def test_runs_cli_lists_and_shows_the_recorded_runs(engine: LocalEngine) -> None:
+    from typer.testing import CliRunner
+
+    from mlops.cli import app
+
+    runner = CliRunner(env={"COLUMNS": "250"})
+    listing = runner.invoke(app, ["runs", "list", "--env", "local", "--model", "credit-risk"])
+    assert listing.exit_code == 0, listing.output
+    records = RunsRepository(engine.training.runs_table).list("credit-risk")
+    assert records and all(r.run_id in listing.output for r in records)
+    shown = runner.invoke(app, ["runs", "show", records[0].run_id, "--env", "local"])
+    assert shown.exit_code == 0, shown.output
+    assert json.loads(shown.output)["run_id"] == records[0].run_id
+    missing = runner.invoke(app, ["runs", "show", "no-such-run", "--env", "local"])
+    assert missing.exit_code == 1
+
+
+def test_the_scikit_learn_bundle_trains_through_the_same_pipeline(engine: LocalEngine) -> None:
+    from mlops.bundle.upload import upload_bundle
+
+    bundle = SAMPLE_BUNDLE.parent / "credit_risk_sklearn"
+    uploaded = upload_bundle(
+        bundle, model="credit-risk-sklearn", bucket=engine.training.code_bucket, progress=False
+    )
+    runs = RunsRepository(engine.training.runs_table)
+    record = wait_for_run(runs, "credit-risk-sklearn", uploaded.key, terminal=True, timeout=300)
+    assert record.status is RunStatus.SUCCEEDED, record.reason
+    package = boto3.client("sagemaker").describe_model_package(
+        ModelPackageName=record.model_package_arn
+    )
+    assert float(package["CustomerMetadataProperties"]["metric.auc"]) > 0.70
+    assert "sagemaker-scikit-learn" in package["InferenceSpecification"]["Containers"][0]["Image"]

@@ -66,7 +66,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     """Hyperparameters keep scikit-learn's names; unknown or abbreviated ones are errors."""
     env = os.environ.get
     parser = Parser(description="Train the credit-risk scorecard model.", allow_abbrev=False)
-    parser.add_argument("--C", type=float, default=1.0, help="inverse regularisation strength")
+    # The SageMaker training toolkit passes one-letter hyperparameters with a single dash.
+    parser.add_argument(
+        "-C", "--C", dest="C", type=float, default=1.0, help="inverse regularisation strength"
+    )
     parser.add_argument("--max_iter", type=int, default=1000)
     parser.add_argument("--class_weight", choices=["none", "balanced"], default="none")
     parser.add_argument(
