@@ -30,6 +30,7 @@ LAMBDA_STATE_TIMEOUT = 300
 # Throttling and transient API errors when creating or polling a job.
 SAGEMAKER_RETRY_ERRORS = ["SageMaker.AmazonSageMakerException", "ThrottlingException"]
 CODE_DIR = "/opt/ml/processing/input/code"
+LAUNCHER = "_mlops_launch.py"
 
 
 def _s3_input(name: str, uri_path: str, local_path: str) -> dict[str, Any]:
@@ -172,7 +173,7 @@ class TrainingWorkflow(Construct):
             "ProcessingResources": {"ClusterConfig": _cluster("preprocessing")},
             "ProcessingInputs": [
                 _s3_input("data", "$.data.input", "/opt/ml/processing/input/data"),
-                _s3_input("code", "$.code.preprocessing", CODE_DIR),
+                _s3_input("code", "$.code.processing", CODE_DIR),
             ],
             "ProcessingOutputConfig": {
                 "KmsKeyId": self._key.key_arn,
@@ -227,7 +228,7 @@ class TrainingWorkflow(Construct):
                 _s3_input("model", "$.steps.train.model_data_url", f"{base}/model"),
                 _s3_input("test", "$.data.test", f"{base}/test"),
                 _s3_input("train", "$.data.train", f"{base}/train"),
-                _s3_input("code", "$.code.evaluation", CODE_DIR),
+                _s3_input("code", "$.code.processing", CODE_DIR),
             ],
             "ProcessingOutputConfig": {
                 "KmsKeyId": self._key.key_arn,

@@ -34,7 +34,10 @@ from stacks.security import removal_policy
 SOURCES = {
     "trigger": LambdaSource(
         handler="lambdas.training_trigger.handler.handler",
-        include=("lambdas/training_trigger", "mlops/bundle", "mlops/runs.py", "mlops/images.py"),
+        include=(
+            "lambdas/training_trigger", "mlops/bundle", "mlops/runs.py", "mlops/images.py",
+            "pipelines/container",
+        ),  # fmt: skip
         requirements="lambdas/training_trigger/requirements.txt",
     ),
     "gate": LambdaSource(

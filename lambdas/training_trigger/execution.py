@@ -9,15 +9,17 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from mlops.bundle import write_archive
 from mlops.images import PURPOSES, image_uri
+from pipelines.container import launch
 
 STEPS = ("preprocessing", "training", "evaluation")
 SOURCE_DIR = "sourcedir.tar.gz"
-PREPROCESSING_ENTRY = "preprocessing.py"
-EVALUATION_ENTRY = "evaluation.py"
+PROCESSING_DIR = "processing"
+LAUNCHER = "_mlops_launch.py"
 
 
 @dataclass(frozen=True)
@@ -65,11 +67,11 @@ def build_execution_input(plan: ExecutionPlan) -> dict[str, Any]:
         "model_package_group": model["name"],
         "bundle": dict(plan.bundle),
         "code": {
-            "preprocessing": plan.uri(f"code/{PREPROCESSING_ENTRY}"),
-            "evaluation": plan.uri(f"code/{EVALUATION_ENTRY}"),
+            "processing": plan.uri(f"code/{PROCESSING_DIR}/"),
+            "launcher": LAUNCHER,
             "source_dir": source_dir,
-            "preprocessing_entry": PREPROCESSING_ENTRY,
-            "evaluation_entry": EVALUATION_ENTRY,
+            "preprocessing_entry": manifest["entry_points"]["preprocessing"],
+            "evaluation_entry": manifest["entry_points"]["evaluation"],
         },
         "data": {
             "input": f"s3://{plan.artifacts_bucket}/datasets/{manifest['input']['dataset']}",
@@ -98,13 +100,17 @@ def build_execution_input(plan: ExecutionPlan) -> dict[str, Any]:
 def staged_code(plan: ExecutionPlan, files: dict[str, bytes]) -> Iterator[tuple[str, bytes, str]]:
     """(key, body, content type) of each object under `runs/<run_id>/code/`.
 
-    The processing scripts are staged under fixed names (the processing jobs run exactly one
-    file each); training gets the whole bundle as a script-mode source directory.
+    Processing jobs get the whole bundle under `code/processing/` with the platform's
+    launcher (which installs the bundle's requirements, as the framework images do only for
+    training) and the normalised manifest; training gets the bundle as a script-mode source
+    directory.
     """
-    entry = plan.manifest["entry_points"]
     code = f"{plan.run_prefix}/code"
-    yield f"{code}/{PREPROCESSING_ENTRY}", files[entry["preprocessing"]], "text/x-python"
-    yield f"{code}/{EVALUATION_ENTRY}", files[entry["evaluation"]], "text/x-python"
-    yield f"{code}/{SOURCE_DIR}", write_archive(files), "application/gzip"
     manifest = json.dumps(plan.manifest, indent=2, sort_keys=True).encode()
+    for name, body in sorted(files.items()):
+        kind = "text/x-python" if name.endswith(".py") else "application/octet-stream"
+        yield f"{code}/{PROCESSING_DIR}/{name}", body, kind
+    yield f"{code}/{PROCESSING_DIR}/{LAUNCHER}", Path(launch.__file__).read_bytes(), "text/x-python"
+    yield f"{code}/{PROCESSING_DIR}/manifest.json", manifest, "application/json"
+    yield f"{code}/{SOURCE_DIR}", write_archive(files), "application/gzip"
     yield f"{code}/manifest.json", manifest, "application/json"

@@ -25,7 +25,8 @@ pytestmark = pytest.mark.integration
 
 REGION = "ap-northeast-2"
 CODE, ARTIFACTS = "mlops-code", "mlops-artifacts"
-SAMPLE = Path(__file__).resolve().parents[2] / "pipelines" / "samples" / "credit_risk"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SAMPLE = REPO_ROOT / "pipelines" / "samples" / "credit_risk"
 EVENT_TIME = "2026-11-21T15:16:29Z"
 PASS_DEFINITION = {"StartAt": "Done", "States": {"Done": {"Type": "Pass", "End": True}}}
 
@@ -314,8 +315,8 @@ def _assert_execution_input(given: dict[str, Any], run_id: str, version: str) ->
     assert given["bundle"]["git_commit"] == "abc1234"
     assert given["bundle"]["uploaded_by"] == "alice"
     assert given["code"] == {
-        "preprocessing": f"{run}/code/preprocessing.py",
-        "evaluation": f"{run}/code/evaluation.py",
+        "processing": f"{run}/code/processing/",
+        "launcher": "_mlops_launch.py",
         "source_dir": f"{run}/code/sourcedir.tar.gz",
         "preprocessing_entry": "preprocessing.py",
         "evaluation_entry": "evaluation.py",
@@ -345,18 +346,21 @@ def _assert_execution_input(given: dict[str, Any], run_id: str, version: str) ->
 
 def _assert_staged_code(platform: Platform, run_id: str, files: dict[str, bytes]) -> None:
     code = f"runs/{run_id}/code"
+    processing = [f"processing/{name}" for name in (*files, "_mlops_launch.py", "manifest.json")]
     assert sorted(platform.staged()) == sorted(
-        f"{code}/{name}"
-        for name in ("evaluation.py", "manifest.json", "preprocessing.py", "sourcedir.tar.gz")
+        f"{code}/{name}" for name in ("manifest.json", "sourcedir.tar.gz", *processing)
     )
 
     def read(name: str) -> bytes:
         body: bytes = platform.s3.get_object(Bucket=ARTIFACTS, Key=f"{code}/{name}")["Body"].read()
         return body
 
-    assert read("preprocessing.py") == files["preprocessing.py"]
-    assert read("evaluation.py") == files["evaluation.py"]
+    for name, body in files.items():
+        assert read(f"processing/{name}") == body
+    launcher = REPO_ROOT / "pipelines/container/launch.py"
+    assert read("processing/_mlops_launch.py") == launcher.read_bytes()
     assert json.loads(read("manifest.json"))["model"]["name"] == "credit-risk"
+    assert read("processing/manifest.json") == read("manifest.json")
     with tarfile.open(fileobj=io.BytesIO(read("sourcedir.tar.gz")), mode="r:gz") as tar:
         assert sorted(tar.getnames()) == sorted(files)
 
