@@ -108,6 +108,25 @@ def local_up(
             typer.echo("stopping")
 
 
+@local_app.command("sample-data")
+def local_sample_data(
+    customers: Annotated[int, typer.Option(min=100, max=200_000)] = 3000,
+    env: Annotated[str, typer.Option("--env")] = "local",
+) -> None:
+    """Generate the sample warehouse data and load its training frame where the sample
+    bundle's manifest expects it (datasets/credit-risk/training_frame/)."""
+    from mlops.demo import DATASET_KEY, load_sample_dataset
+    from mlops.stack_outputs import StackOutputError, stack_output
+
+    try:
+        bucket = stack_output(f"mlops-{env}-training", "ArtifactsBucketName")
+    except StackOutputError as error:
+        typer.secho(f"error: {error}", fg="red", err=True)
+        raise typer.Exit(2) from None
+    rows = load_sample_dataset(bucket, n_customers=customers)
+    typer.echo(f"{rows} labelled rows -> s3://{bucket}/{DATASET_KEY}")
+
+
 runs_app = typer.Typer(help="Training runs: one per uploaded bundle version.", no_args_is_help=True)
 app.add_typer(runs_app, name="runs")
 EnvOption = Annotated[str, typer.Option("--env", help="Environment whose stacks to read.")]

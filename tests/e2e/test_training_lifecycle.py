@@ -133,6 +133,13 @@ def test_runs_cli_lists_and_shows_the_recorded_runs(engine: LocalEngine) -> None
     assert json.loads(shown.output)["run_id"] == records[0].run_id
     missing = runner.invoke(app, ["runs", "show", "no-such-run", "--env", "local"])
     assert missing.exit_code == 1
+    # Same size and seed as the fixture: reloading leaves the dataset byte-identical.
+    loaded = runner.invoke(app, ["local", "sample-data", "--customers", "2000"])
+    assert loaded.exit_code == 0, loaded.output
+    assert "labelled rows -> s3://" in loaded.output
+    absent = runner.invoke(app, ["runs", "list", "--env", "prod"])
+    assert absent.exit_code == 2
+    assert "cannot read stack mlops-prod-training" in absent.output
 
 
 def test_the_scikit_learn_bundle_trains_through_the_same_pipeline(engine: LocalEngine) -> None:
