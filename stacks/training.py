@@ -35,7 +35,10 @@ SOURCES = {
     "trigger": LambdaSource(
         handler="lambdas.training_trigger.handler.handler",
         include=(
-            "lambdas/training_trigger", "mlops/bundle", "mlops/runs.py", "mlops/images.py",
+            "lambdas/training_trigger",
+            "mlops/bundle",
+            "mlops/runs.py",
+            "mlops/images.py",
             "pipelines/container",
         ),  # fmt: skip
         requirements="lambdas/training_trigger/requirements.txt",
