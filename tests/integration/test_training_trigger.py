@@ -19,7 +19,8 @@ from moto import mock_aws
 from lambdas.training_trigger import handler as trigger_handler
 from mlops.bundle import FEATURE_STORE_NOT_DEPLOYED, ArchiveLimits, write_archive
 from mlops.bundle.archive import collect_directory
-from mlops.runs import MODEL_INDEX, RunsRepository, RunStatus
+from mlops.runs import RunsRepository, RunStatus
+from tests.helpers import create_runs_table
 
 pytestmark = pytest.mark.integration
 
@@ -84,25 +85,6 @@ class Platform:
         return [o["Key"] for o in listing.get("Contents", [])]
 
 
-def _create_table() -> None:
-    boto3.client("dynamodb").create_table(
-        TableName="runs",
-        BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[
-            {"AttributeName": "run_id", "AttributeType": "S"},
-            {"AttributeName": "model_name", "AttributeType": "S"},
-            {"AttributeName": "received_at", "AttributeType": "S"},
-        ],
-        KeySchema=[{"AttributeName": "run_id", "KeyType": "HASH"}],
-        GlobalSecondaryIndexes=[{
-            "IndexName": MODEL_INDEX,
-            "KeySchema": [{"AttributeName": "model_name", "KeyType": "HASH"},
-                          {"AttributeName": "received_at", "KeyType": "RANGE"}],
-            "Projection": {"ProjectionType": "ALL"},
-        }],
-    )  # fmt: skip
-
-
 @pytest.fixture
 def platform(monkeypatch: pytest.MonkeyPatch) -> Iterator[Platform]:
     aws = {"AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION,
@@ -117,7 +99,7 @@ def platform(monkeypatch: pytest.MonkeyPatch) -> Iterator[Platform]:
                 Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION}
             )
         s3.put_bucket_versioning(Bucket=CODE, VersioningConfiguration={"Status": "Enabled"})
-        _create_table()
+        create_runs_table()
         sns, sqs, sfn = boto3.client("sns"), boto3.client("sqs"), boto3.client("stepfunctions")
         topic = sns.create_topic(Name="mlops-notifications")["TopicArn"]
         queue_url = sqs.create_queue(QueueName="inbox")["QueueUrl"]

@@ -19,7 +19,8 @@ from lambdas.run_recorder.domain import (
     subject,
 )
 from lambdas.run_recorder.handler import UnknownRunError, handler
-from mlops.runs import MODEL_INDEX, RunRecord, RunsRepository, RunStatus
+from mlops.runs import RunRecord, RunsRepository, RunStatus
+from tests.helpers import create_runs_table
 
 pytestmark = pytest.mark.unit
 
@@ -138,31 +139,12 @@ class Env:
         return [json.loads(m["Body"]) for m in received.get("Messages", [])]
 
 
-def _create_table() -> None:
-    boto3.client("dynamodb").create_table(
-        TableName="runs",
-        BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[
-            {"AttributeName": "run_id", "AttributeType": "S"},
-            {"AttributeName": "model_name", "AttributeType": "S"},
-            {"AttributeName": "received_at", "AttributeType": "S"},
-        ],
-        KeySchema=[{"AttributeName": "run_id", "KeyType": "HASH"}],
-        GlobalSecondaryIndexes=[{
-            "IndexName": MODEL_INDEX,
-            "KeySchema": [{"AttributeName": "model_name", "KeyType": "HASH"},
-                          {"AttributeName": "received_at", "KeyType": "RANGE"}],
-            "Projection": {"ProjectionType": "ALL"},
-        }],
-    )  # fmt: skip
-
-
 @pytest.fixture
 def env(monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
     monkeypatch.setenv("AWS_DEFAULT_REGION", "ap-northeast-2")
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     with mock_aws():
-        _create_table()
+        create_runs_table()
         topic = boto3.client("sns").create_topic(Name="runs")["TopicArn"]
         sqs = boto3.client("sqs")
         queue_url = sqs.create_queue(QueueName="inbox")["QueueUrl"]

@@ -2,11 +2,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import boto3
 import pytest
 from moto import mock_aws
 
-from mlops.runs import MODEL_INDEX, RunRecord, RunsRepository, RunStatus, run_id_for
+from mlops.runs import RunRecord, RunsRepository, RunStatus, run_id_for
+from tests.helpers import create_runs_table
 
 pytestmark = pytest.mark.unit
 
@@ -16,26 +16,7 @@ def repo(monkeypatch: pytest.MonkeyPatch) -> Iterator[RunsRepository]:
     monkeypatch.setenv("AWS_DEFAULT_REGION", "ap-northeast-2")
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     with mock_aws():
-        boto3.client("dynamodb").create_table(
-            TableName="runs",
-            BillingMode="PAY_PER_REQUEST",
-            AttributeDefinitions=[
-                {"AttributeName": "run_id", "AttributeType": "S"},
-                {"AttributeName": "model_name", "AttributeType": "S"},
-                {"AttributeName": "received_at", "AttributeType": "S"},
-            ],
-            KeySchema=[{"AttributeName": "run_id", "KeyType": "HASH"}],
-            GlobalSecondaryIndexes=[
-                {
-                    "IndexName": MODEL_INDEX,
-                    "KeySchema": [
-                        {"AttributeName": "model_name", "KeyType": "HASH"},
-                        {"AttributeName": "received_at", "KeyType": "RANGE"},
-                    ],
-                    "Projection": {"ProjectionType": "ALL"},
-                }
-            ],
-        )
+        create_runs_table()
         yield RunsRepository("runs")
 
 
