@@ -1,6 +1,9 @@
-"""The training pipeline's model-side pieces: the sample model bundles and their data.
+"""The training pipeline: its workflow definition, container-side code and sample bundles.
 
-`pipelines.samples.<bundle>/` holds what a data scientist uploads (three scripts that follow the
-SageMaker container contract, a manifest and a requirements file); `pipelines.sample_data`
-generates the deterministic warehouse batch those bundles train on.
+- `pipelines.workflow`: the Step Functions definition (one, for AWS and the local engine).
+- `pipelines.container`: code the platform runs inside SageMaker containers (the
+  processing-job launcher).
+- `pipelines.samples.<bundle>/`: what a data scientist uploads (three scripts that follow
+  the SageMaker container contract, a manifest and a requirements file).
+- `pipelines.sample_data`: the deterministic warehouse batch the sample bundles train on.
 """
