@@ -61,17 +61,17 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def run_id_for(model_name: str, bucket: str, key: str, version_id: str, event_time: str) -> str:
+def run_id_for(model_name: str, bucket: str, key: str, version_id: str) -> str:
     """A stable, SageMaker-job-name-safe id for one uploaded object version.
 
-    `<model>-<yyyymmddHHMMSS of the upload>-<8 hex of bucket/key/version>`: sortable by
-    time, readable, and identical for every delivery of the same upload event. At most
-    30 + 1 + 14 + 1 + 8 = 54 characters, leaving room for job-name suffixes (limit 63).
+    `<model>-<16 hex of sha256(bucket/key?versionId=...)>`: a function of the object
+    version alone, so every delivery of its upload event -- EventBridge retries, S3's rare
+    duplicate notifications, replays -- maps to the same run and execution name. At most
+    30 + 1 + 16 = 47 characters, leaving room for job-name suffixes (limit 63).
     """
-    digest = hashlib.sha256(f"{bucket}/{key}?versionId={version_id}".encode()).hexdigest()[:8]
-    stamp = re.sub(r"\D", "", event_time)[:14].ljust(14, "0")
+    digest = hashlib.sha256(f"{bucket}/{key}?versionId={version_id}".encode()).hexdigest()[:16]
     safe_model = re.sub(r"[^a-zA-Z0-9-]", "-", model_name)[:30].strip("-") or "model"
-    return f"{safe_model}-{stamp}-{digest}"
+    return f"{safe_model}-{digest}"
 
 
 @dataclass

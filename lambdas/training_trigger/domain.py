@@ -120,7 +120,7 @@ class TrainingTrigger:
     def handle(self, upload: UploadedObject) -> Outcome:
         model = model_of_key(upload.key) or _record_model(upload.key)
         version = upload.version_id or "null"
-        run_id = run_id_for(model, upload.bucket, upload.key, version, upload.time)
+        run_id = run_id_for(model, upload.bucket, upload.key, version)
         record = RunRecord(
             run_id=run_id, model_name=model, bucket=upload.bucket, key=upload.key,
             version_id=version,
