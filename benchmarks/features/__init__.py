@@ -1,0 +1,1 @@
+"""Benchmarks of the feature store: materialization throughput and online read latency."""

@@ -1,0 +1,107 @@
+"""A real Redis, sample warehouse Parquet and an applied Feast repo, shared by the package.
+
+Redis is a `redis-server` started here on a free port (or `REDIS_URL` when set); tests never
+flush it and every store uses its own project name, so keys of separate stores never collide.
+The sample data ends today, and a few customers stop having rows early so that their latest
+online values are older than the views' TTLs.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from features.local_redis import LocalRedis
+from features.materialize import MaterializeResult, materialize
+from features.repo import FeatureRepo, build_repo, file_sources
+from features.store import feature_store_config, open_store
+from pipelines import sample_data as sd
+
+CUSTOMERS = 300
+DAYS = 30
+FIRST_ID = 1_000_001
+# Customers whose profile rows stop 10 days before the end (profile TTL: 7 days) and whose
+# transaction rows stop 3 days before the end (transaction TTL: 2 days).
+EXPIRED_IDS = tuple(range(FIRST_ID, FIRST_ID + 8))
+UNKNOWN_IDS = (1, 42, 9_999_999)
+
+
+@dataclass(frozen=True)
+class FeatureEnv:
+    redis_url: str
+    root: Path
+    data: sd.SampleData
+    repo: FeatureRepo
+    store: Any
+    start: datetime
+    end: datetime
+    result: MaterializeResult
+
+    def new_store(self, data_root: Path | None = None, **params: Any) -> tuple[Any, FeatureRepo]:
+        """Another applied store on the same Redis with its own project (and maybe data)."""
+        project = f"t_{uuid.uuid4().hex[:10]}"
+        config = feature_store_config(
+            "local",
+            project=project,
+            registry_path=str(self.root / f"{project}.db"),
+            redis_url=self.redis_url,
+            **params,
+        )
+        store = open_store(config, self.root)
+        repo = build_repo(file_sources(str(data_root or self.root / "data")))
+        store.apply(repo.objects())
+        return store, repo
+
+
+def _expire_some(data: sd.SampleData, last_day: date) -> sd.SampleData:
+    def drop(frame: pd.DataFrame, days: int) -> pd.DataFrame:
+        cutoff = pd.Timestamp(last_day - timedelta(days=days - 1), tz="UTC")
+        late = frame[sd.ENTITY].isin(EXPIRED_IDS) & (frame[sd.TIMESTAMP] >= cutoff)
+        return frame.loc[~late].reset_index(drop=True)
+
+    return sd.SampleData(drop(data.profiles, 10), drop(data.transactions, 3), data.labels)
+
+
+@pytest.fixture(scope="package")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    if os.environ.get("REDIS_URL"):
+        yield os.environ["REDIS_URL"]
+        return
+    with LocalRedis(tmp_path_factory.mktemp("redis")) as server:
+        yield server.url
+
+
+@pytest.fixture(scope="package")
+def feature_env(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> FeatureEnv:
+    root = tmp_path_factory.mktemp("feature-store")
+    today = datetime.now(UTC).date()
+    first_day = today - timedelta(days=DAYS - 1)
+    data = _expire_some(sd.generate(CUSTOMERS, first_day, DAYS, seed=11), today)
+    sd.write_parquet(data, root / "data")
+    project = f"t_{uuid.uuid4().hex[:10]}"
+    config = feature_store_config(
+        "local", project=project, registry_path=str(root / "registry.db"), redis_url=redis_url
+    )
+    store = open_store(config, root)
+    repo = build_repo(file_sources(str(root / "data")))
+    store.apply(repo.objects())
+    start = datetime.combine(first_day, datetime.min.time(), UTC)
+    end = datetime.now(UTC)
+    result = materialize(store, start, end, redis_url=redis_url, batch_size=64)
+    return FeatureEnv(redis_url, root, data, repo, store, start, end, result)
+
+
+def feast_rows(store: Any, features: Any, ids: list[int], **kwargs: Any) -> list[dict[str, Any]]:
+    """`get_online_features(...).to_dict()` turned into one dict per entity."""
+    columns = store.get_online_features(
+        features=features, entity_rows=[{sd.ENTITY: i} for i in ids], **kwargs
+    ).to_dict()
+    return [{name: values[i] for name, values in columns.items()} for i in range(len(ids))]
