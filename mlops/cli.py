@@ -59,14 +59,27 @@ def demo() -> None:
 
 
 @app.command()
-def bench(runs: Annotated[int, typer.Option(min=1, max=20)] = 3) -> None:
-    """Benchmark the local lifecycle (the only benchmark so far; see docs/benchmarks.md)."""
+def bench(
+    runs: Annotated[int, typer.Option(min=1, max=20, help="Lifecycle repetitions.")] = 3,
+    suite: Annotated[str, typer.Option(help="all, lifecycle or features.")] = "all",
+) -> None:
+    """Run the benchmarks (results and machine belong in docs/benchmarks.md)."""
+    import runpy
     import sys
 
-    from benchmarks.lifecycle import main as lifecycle
-
-    sys.argv = ["benchmarks.lifecycle", "--runs", str(runs)]
-    lifecycle()
+    modules: dict[str, list[tuple[str, list[str]]]] = {
+        "lifecycle": [("benchmarks.lifecycle", ["--runs", str(runs)])],
+        "features": [("benchmarks.features.materialize", []),
+                     ("benchmarks.features.online_read", [])],
+    }  # fmt: skip
+    if suite not in (*modules, "all"):
+        typer.secho(f"unknown suite {suite!r}: all, lifecycle or features", fg="red", err=True)
+        raise typer.Exit(2)
+    chosen = [m for name, group in modules.items() if suite in (name, "all") for m in group]
+    for module, args in chosen:
+        typer.secho(f"== {module}", bold=True)
+        sys.argv = [module, *args]
+        runpy.run_module(module, run_name="__main__")
 
 
 app.add_typer(bundle_app, name="bundle", help="Model bundles: validate and upload.")
