@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from datetime import date
 from enum import StrEnum
 from ipaddress import IPv4Network
 from pathlib import Path
@@ -118,6 +119,39 @@ class TrainingConfig(_Strict):
         return value
 
 
+class FeatureStoreConfig(_Strict):
+    """The feature store: offline data lake + Athena, and the ElastiCache Redis online store.
+
+    Defaults suit a single-node development store; production sets `redis_nodes` >= 2, which
+    turns on Multi-AZ with automatic failover.
+    """
+
+    redis_node_type: str = Field(
+        default="cache.t4g.small", pattern=r"^cache\.[a-z0-9]+\.[a-z0-9]+$"
+    )
+    redis_nodes: int = Field(
+        default=1, ge=1, le=6, description="Primary + replicas; >= 2 enables Multi-AZ failover."
+    )
+    redis_engine_version: str = Field(default="7.1", pattern=r"^7\.\d+$")
+    redis_maxmemory_policy: Literal["volatile-lru", "allkeys-lru", "noeviction"] = Field(
+        default="volatile-lru",
+        description="Which keys Redis may evict when full (Feast's key TTL marks volatile keys).",
+    )
+    redis_snapshot_retention_days: int = Field(default=1, ge=0, le=35)
+    athena_bytes_scanned_cutoff_per_query: int = Field(
+        default=10 * 1024**3, ge=10_000_000, description="Athena cancels queries above this."
+    )
+    athena_engine_version: str = "Athena engine version 3"
+    athena_results_retention_days: int = Field(default=30, ge=1, le=3650)
+    intelligent_tiering_after_days: int = Field(
+        default=30, ge=0, description="Feature data moves to S3 Intelligent-Tiering after this."
+    )
+    noncurrent_version_retention_days: int = Field(default=90, ge=1, le=3650)
+    partition_projection_start: date = Field(
+        default=date(2020, 1, 1), description="First `dt` partition Athena's projection knows."
+    )
+
+
 class EnvironmentConfig(_Strict):
     """Everything that differs between local, dev and prod."""
 
@@ -145,6 +179,7 @@ class EnvironmentConfig(_Strict):
     )
     network: NetworkConfig
     training: TrainingConfig = Field(default_factory=TrainingConfig)
+    feature_store: FeatureStoreConfig = Field(default_factory=FeatureStoreConfig)
     tags: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("region")

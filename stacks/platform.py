@@ -13,6 +13,7 @@ from cdk_nag import AwsSolutionsChecks
 from constructs import Construct
 
 from mlops.config import EnvironmentConfig, EnvironmentName
+from stacks.feature_store import FeatureStoreStack
 from stacks.network import NetworkStack
 from stacks.security import SecurityStack
 from stacks.training import TrainingStack
@@ -23,9 +24,10 @@ class PlatformStacks:
     security: SecurityStack
     network: NetworkStack
     training: TrainingStack
+    feature_store: FeatureStoreStack
 
     def all(self) -> list[Stack]:
-        return [self.security, self.network, self.training]
+        return [self.security, self.network, self.training, self.feature_store]
 
 
 def build_platform(
@@ -66,7 +68,19 @@ def build_platform(
         description=f"{project} ({env_name}): model-code upload → Step Functions → registry",
         **common,
     )
-    stacks = PlatformStacks(security=security, network=network, training=training)
+    feature_store = FeatureStoreStack(
+        scope,
+        f"{prefix}-feature-store",
+        env_config=env_config,
+        vpc=network.vpc,
+        data_key=security.data_key,
+        access_logs=security.access_logs,
+        description=f"{project} ({env_name}): offline (S3, Glue, Athena) + online (Redis) features",
+        **common,
+    )
+    stacks = PlatformStacks(
+        security=security, network=network, training=training, feature_store=feature_store
+    )
     for stack in stacks.all():
         Tags.of(stack).add("project", project)
         for key, value in env_config.tags.items():

@@ -49,6 +49,7 @@ class SecurityStack(PlatformStack):
             removal_policy=policy,
         )
         self._allow_cloudwatch_logs()
+        self._allow_cloudwatch_alarms()
         self.access_logs = self._access_log_bucket(env_config, policy)
 
     def _allow_cloudwatch_logs(self) -> None:
@@ -68,6 +69,19 @@ class SecurityStack(PlatformStack):
                 },
             )
         )  # fmt: skip
+
+    def _allow_cloudwatch_alarms(self) -> None:
+        """CloudWatch alarms publish to the platform's KMS-encrypted SNS topics only if the
+        key policy lets CloudWatch use the key; limited to this account's alarms."""
+        self.data_key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AllowCloudWatchAlarmsToPublishToEncryptedTopics",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                resources=["*"],
+                conditions={"StringEquals": {"aws:SourceAccount": self.account}},
+            )
+        )
 
     def _access_log_bucket(self, env_config: EnvironmentConfig, policy: RemovalPolicy) -> s3.Bucket:
         bucket = s3.Bucket(

@@ -39,6 +39,31 @@ def test_data_key_rotates_and_lets_cloudwatch_logs_encrypt(synthesized: Synth) -
     template.has_resource_properties("AWS::KMS::Alias", {"AliasName": "alias/mlops-dev/data"})
 
 
+def test_alarms_may_publish_to_topics_encrypted_with_the_data_key(synthesized: Synth) -> None:
+    """Without this statement CloudWatch cannot deliver alarms to the encrypted topics."""
+    Template.from_stack(synthesized("dev").stack("security")).has_resource_properties(
+        "AWS::KMS::Key",
+        {
+            "KeyPolicy": {
+                "Statement": Match.array_with(
+                    [
+                        Match.object_like(
+                            {
+                                "Sid": "AllowCloudWatchAlarmsToPublishToEncryptedTopics",
+                                "Principal": {"Service": "cloudwatch.amazonaws.com"},
+                                "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
+                                "Condition": {
+                                    "StringEquals": {"aws:SourceAccount": Match.any_value()}
+                                },
+                            }
+                        )
+                    ]
+                )
+            }
+        },
+    )
+
+
 def test_access_log_bucket_is_private_tls_only_and_expires(synthesized: Synth) -> None:
     template = Template.from_stack(synthesized("dev").stack("security"))
     template.has_resource_properties(
