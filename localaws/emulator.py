@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -62,7 +63,16 @@ class Emulator:
         host, port = self._server.get_host_and_port()
         self.port = int(port)
         self.endpoint_url = f"http://{host}:{port}"
+        self._reset()
         return self
+
+    def _reset(self) -> None:
+        """Start empty: moto's backends are process-global and outlive a server, so an
+        earlier emulator's buckets, stacks and jobs would otherwise still be here."""
+        request = urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", method="POST")
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback
+            if response.status != 200:
+                raise RuntimeError(f"the emulator did not reset: HTTP {response.status}")
 
     def stop(self) -> None:
         if self._server is not None:

@@ -19,8 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import requests
-
 from localaws import (
     events,
     lambda_runtime,
@@ -87,8 +85,6 @@ class LocalEngine:
         self._saved_environ = dict(os.environ)
         self.emulator.start()
         self.emulator.apply_environ()
-        # moto's backends are process-global and outlive a server: start from nothing.
-        requests.post(f"{self.emulator.endpoint_url}/moto-api/reset", timeout=10)
         for extension in _EXTENSIONS:
             extension.install()
         self.timings["emulator"] = time.perf_counter() - started

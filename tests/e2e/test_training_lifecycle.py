@@ -12,7 +12,6 @@ from typing import Any
 
 import boto3
 import pytest
-import requests
 
 from localaws.engine import LocalEngine
 from mlops.demo import SAMPLE_BUNDLE, load_sample_dataset, wait_for_run
@@ -24,7 +23,6 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalEngine]:
     with LocalEngine(workdir=tmp_path_factory.mktemp("localaws")) as running:
-        requests.post(f"{running.emulator.endpoint_url}/moto-api/reset", timeout=10)
         running.deploy()
         load_sample_dataset(running.training.artifacts_bucket, n_customers=2000)
         yield running

@@ -8,7 +8,6 @@ import json
 import logging
 import shutil
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -38,9 +37,6 @@ def assembly(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def fresh(emulator: Emulator) -> Iterator[Emulator]:
-    """moto's backends are process-wide: start each test from an empty emulator."""
-    request = urllib.request.Request(f"{emulator.endpoint_url}/moto-api/reset", method="POST")
-    urllib.request.urlopen(request).close()  # noqa: S310 - loopback emulator
     yield emulator
     s3_secure_transport.uninstall()
 

@@ -8,7 +8,6 @@ milliseconds each.
 from __future__ import annotations
 
 import json
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -54,8 +53,6 @@ BOOTSTRAP = {
 
 @pytest.fixture
 def fresh(emulator: Emulator) -> Iterator[Emulator]:
-    request = urllib.request.Request(f"{emulator.endpoint_url}/moto-api/reset", method="POST")
-    urllib.request.urlopen(request).close()  # noqa: S310 - loopback emulator
     yield emulator
     s3_secure_transport.uninstall()
 

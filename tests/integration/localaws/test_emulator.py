@@ -20,6 +20,18 @@ def test_clients_reach_the_emulator_through_the_environment(emulator: Emulator) 
     assert emulator.endpoint_url.startswith("http://127.0.0.1:")
 
 
+def test_a_new_emulator_starts_empty(emulator: Emulator) -> None:
+    """moto keeps state per process; a second emulator must not see the first one's."""
+    emulator.client("s3").create_bucket(
+        Bucket="left-over", CreateBucketConfiguration={"LocationConstraint": emulator.region}
+    )
+    second = Emulator().start()
+    try:
+        assert second.client("s3").list_buckets()["Buckets"] == []
+    finally:
+        second.stop()
+
+
 def test_engine_refuses_an_unpinned_moto(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(emulator_module, "version", lambda _name: "5.9.9")
     with pytest.raises(EmulatorVersionError, match=r"moto==5\.2\.5.*found moto==5\.9\.9"):

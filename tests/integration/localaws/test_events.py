@@ -11,7 +11,6 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-import requests
 
 from localaws import events, lambda_runtime
 from localaws.emulator import Emulator
@@ -30,7 +29,6 @@ PASS_MACHINE = json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Pass"
 
 @pytest.fixture
 def engine(emulator: Emulator) -> Iterator[Emulator]:
-    requests.post(f"{emulator.endpoint_url}/moto-api/reset", timeout=10)
     lambda_runtime.install()
     events.install()
     lambda_runtime.RUNTIME.clear()

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 
 from localaws import lambda_runtime
 from localaws.emulator import Emulator
@@ -83,8 +82,7 @@ def wait_for_execution(sfn: Any, execution_arn: str, timeout: float = 15.0) -> d
 
 @pytest.fixture
 def engine(emulator: Emulator) -> Iterator[Emulator]:
-    """The emulator with the runtime installed, on a reset moto (its backends are global)."""
-    requests.post(f"{emulator.endpoint_url}/moto-api/reset", timeout=10)
+    """The (empty) emulator with the runtime installed."""
     lambda_runtime.install()
     lambda_runtime.RUNTIME.clear()
     lambda_runtime.RUNTIME.async_retry_delays = (0.0, 0.0)

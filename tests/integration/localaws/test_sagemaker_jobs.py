@@ -8,7 +8,6 @@ import json
 import tarfile
 import textwrap
 import time
-import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
@@ -189,13 +188,6 @@ def wait_status(describe: Any, key: str, timeout: float = 30.0, **name: str) -> 
     raise AssertionError(f"job {name} still running after {timeout} s")
 
 
-def reset_moto(emulator: Emulator) -> None:
-    """moto's backends are process-global and outlive one server: start each test empty."""
-    request = urllib.request.Request(f"{emulator.endpoint_url}/moto-api/reset", method="POST")
-    with urllib.request.urlopen(request, timeout=10) as response:
-        assert response.status == 200
-
-
 def seed_bucket(s3: Any, region: str) -> None:
     s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": region})
     s3.put_object(Bucket=BUCKET, Key="raw/raw.csv", Body=b"1,10\n2,20\n3,30\n")
@@ -206,7 +198,6 @@ def seed_bucket(s3: Any, region: str) -> None:
 
 @pytest.fixture
 def engine(emulator: Emulator) -> Iterator[Emulator]:
-    reset_moto(emulator)
     sagemaker_jobs.install()
     seed_bucket(emulator.client("s3"), emulator.region)
     try:

@@ -19,7 +19,6 @@ from tests.integration.localaws.test_sagemaker_jobs import (
     TRAIN,
     processing_request,
     put_source,
-    reset_moto,
     seed_bucket,
     training_request,
 )
@@ -33,7 +32,6 @@ TRAINING = "arn:aws:states:::sagemaker:createTrainingJob.sync"
 
 @pytest.fixture
 def engine(emulator: Emulator) -> Iterator[Emulator]:
-    reset_moto(emulator)
     sagemaker_jobs.install()
     stepfunctions_sync.install()
     seed_bucket(emulator.client("s3"), emulator.region)
