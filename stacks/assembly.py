@@ -6,16 +6,13 @@ so both build the very app `cdk synth` builds.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlops.config import load_platform_config, read_cdk_context, select_environment
+from mlops.config import read_cdk_context
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-
-warnings.filterwarnings("ignore", message="Typeguard cannot check the .* protocol")
 
 
 @dataclass
@@ -37,7 +34,7 @@ def synthesize_environment(
     """Build the app for one environment into outdir (a cloud assembly)."""
     import aws_cdk as cdk
 
-    from stacks.platform import apply_nag, build_platform
+    from stacks.platform import build_environment
 
     context = read_cdk_context(REPO_ROOT / "cdk.json")
     context.update(overrides or {})
@@ -45,12 +42,6 @@ def synthesize_environment(
     if not bundling:
         context["aws:cdk:bundling-stacks"] = []
     app = cdk.App(context=context, outdir=str(outdir))
-    config = load_platform_config(context["platform"])
-    env_config = select_environment(config, name)
-    stacks = build_platform(
-        app, project=config.project, env_name=name, env_config=env_config,  # type: ignore[arg-type]
-        account=env_config.account,
-    )  # fmt: skip
-    apply_nag(app)
+    stacks = build_environment(app, context["platform"], name)
     app.synth()
     return SynthesizedEnvironment(name=name, app=app, stacks=stacks.all(), outdir=outdir)

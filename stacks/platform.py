@@ -7,12 +7,18 @@ environment configuration and never read CDK context themselves.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from aws_cdk import Aspects, Environment, Stack, Tags
 from cdk_nag import AwsSolutionsChecks
 from constructs import Construct
 
-from mlops.config import EnvironmentConfig, EnvironmentName
+from mlops.config import (
+    EnvironmentConfig,
+    EnvironmentName,
+    load_platform_config,
+    select_environment,
+)
 from stacks.feature_store import FeatureStoreStack
 from stacks.network import NetworkStack
 from stacks.security import SecurityStack
@@ -85,6 +91,28 @@ def build_platform(
         Tags.of(stack).add("project", project)
         for key, value in env_config.tags.items():
             Tags.of(stack).add(key, value)
+    return stacks
+
+
+def build_environment(
+    app: Construct, platform: Any, env_name: Any, *, default_account: str | None = None
+) -> PlatformStacks:
+    """Validate the raw `platform` context, then build `env_name`'s stacks with cdk-nag.
+
+    The one path from configuration to stacks, for app.py (under the CDK CLI), the tests and
+    the local engine. Raises ConfigError, naming every bad key, before any construct exists.
+    `default_account` applies when the environment's config leaves `account` null.
+    """
+    config = load_platform_config(platform)
+    env_config = select_environment(config, env_name)
+    stacks = build_platform(
+        app,
+        project=config.project,
+        env_name=env_name,
+        env_config=env_config,
+        account=env_config.account or default_account,
+    )
+    apply_nag(app)
     return stacks
 
 
