@@ -129,13 +129,8 @@ def local_sample_data(
     """Generate the sample warehouse data and load its training frame where the sample
     bundle's manifest expects it (datasets/credit-risk/training_frame/)."""
     from mlops.demo import DATASET_KEY, load_sample_dataset
-    from mlops.stack_outputs import StackOutputError, stack_output
 
-    try:
-        bucket = stack_output(f"mlops-{env}-training", "ArtifactsBucketName")
-    except StackOutputError as error:
-        typer.secho(f"error: {error}", fg="red", err=True)
-        raise typer.Exit(2) from None
+    bucket = _training_output(env, "ArtifactsBucketName")
     rows = load_sample_dataset(bucket, n_customers=customers)
     typer.echo(f"{rows} labelled rows -> s3://{bucket}/{DATASET_KEY}")
 
@@ -146,10 +141,15 @@ EnvOption = Annotated[str, typer.Option("--env", help="Environment whose stacks 
 
 
 def _runs(env: str) -> RunsRepository:
+    return RunsRepository(_training_output(env, "RunsTableName"))
+
+
+def _training_output(env: str, key: str) -> str:
+    """An output of the environment's training stack, or exit 2 saying where it looked."""
     from mlops.stack_outputs import StackOutputError, stack_output
 
     try:
-        return RunsRepository(stack_output(f"mlops-{env}-training", "RunsTableName"))
+        return stack_output(f"mlops-{env}-training", key)
     except StackOutputError as error:
         typer.secho(f"error: {error}", fg="red", err=True)
         raise typer.Exit(2) from None

@@ -8,9 +8,25 @@ specific `appliesTo` entries, so new findings elsewhere still fail the build.
 from __future__ import annotations
 
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sqs as sqs
 from cdk_nag import NagPackSuppression, NagSuppressions, RegexAppliesTo
 from constructs import IConstruct
+
+
+def suppress_access_log_bucket(bucket: s3.IBucket) -> None:
+    NagSuppressions.add_resource_suppressions(
+        bucket,
+        [
+            NagPackSuppression(
+                id="AwsSolutions-S1",
+                reason=(
+                    "This bucket is the destination of the platform's S3 server access logs; "
+                    "logging it into itself would create a feedback loop."
+                ),
+            )
+        ],
+    )
 
 
 def suppress_dead_letter_queue(queue: sqs.IQueue) -> None:

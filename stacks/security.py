@@ -8,11 +8,11 @@ from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
-from cdk_nag import NagPackSuppression, NagSuppressions
 from constructs import Construct
 
 from mlops.config import EnvironmentConfig
 from stacks.base import PlatformStack
+from stacks.nag_reasons import suppress_access_log_bucket
 
 
 def removal_policy(env: EnvironmentConfig) -> RemovalPolicy:
@@ -102,16 +102,5 @@ class SecurityStack(PlatformStack):
             ],
             removal_policy=policy,
         )
-        NagSuppressions.add_resource_suppressions(
-            bucket,
-            [
-                NagPackSuppression(
-                    id="AwsSolutions-S1",
-                    reason=(
-                        "This bucket is the destination of the platform's S3 server access "
-                        "logs; logging it into itself would create a feedback loop."
-                    ),
-                )
-            ],
-        )
+        suppress_access_log_bucket(bucket)
         return bucket
