@@ -150,6 +150,25 @@ class FeatureStoreConfig(_Strict):
     partition_projection_start: date = Field(
         default=date(2020, 1, 1), description="First `dt` partition Athena's projection knows."
     )
+    offline_store: Literal["athena", "file"] = Field(
+        default="athena",
+        description=(
+            "How Feast reads the data lake: Athena over the Glue tables (AWS), or the file "
+            "offline store over the same Parquet partitions copied from S3 (the local engine, "
+            "which has no Athena)."
+        ),
+    )
+    materialization_schedule: str = Field(
+        default="rate(1 hour)",
+        pattern=r"^(rate\(\d+ (minute|minutes|hour|hours|day|days)\)|cron\(.+\))$",
+        description="EventBridge Scheduler expression for offline→online materialization.",
+    )
+    materialization_lookback_days: int = Field(
+        default=2,
+        ge=1,
+        le=365,
+        description="Window start of a view's first materialization (later runs resume).",
+    )
 
 
 class EnvironmentConfig(_Strict):
