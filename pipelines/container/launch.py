@@ -11,6 +11,10 @@ Requirements already satisfied by the image are not installed again; the rest go
 temporary directory put first on `sys.path` (the image's site-packages stay untouched).
 Standard library only (plus `packaging` when the image has it), because it runs before
 anything is installed.
+
+Platform steps run through it too: `MLOPS_REQUIREMENTS` names their requirements file (relative
+to the code directory) instead of the manifest's, and `MLOPS_WHEELHOUSE` a directory of wheels
+to install from with no package index (jobs in subnets without internet access).
 """
 
 from __future__ import annotations
@@ -24,6 +28,10 @@ import tempfile
 from pathlib import Path
 
 FAILURE_FILE = "/opt/ml/output/failure"
+# Platform steps (not a bundle's scripts) name their own requirements file, relative to the
+# code directory, and may bring a wheelhouse directory to install from without an index.
+REQUIREMENTS_ENV = "MLOPS_REQUIREMENTS"
+WHEELHOUSE_ENV = "MLOPS_WHEELHOUSE"
 
 
 def _fail(message: str) -> None:
@@ -70,10 +78,13 @@ def requirement_lines(path: Path) -> list[str]:
     return [line for line in lines if line]
 
 
-def install(lines: list[str]) -> Path:
+def install(lines: list[str], wheelhouse: Path | None = None) -> Path:
+    """pip-install `lines` into a fresh directory; from `wheelhouse` only, when given (jobs in
+    subnets without internet access get their wheels as a processing input)."""
     target = Path(tempfile.mkdtemp(prefix="mlops-deps-"))
+    index = ["--no-index", "--find-links", str(wheelhouse)] if wheelhouse else []
     command = [sys.executable, "-m", "pip", "install", "--quiet", "--no-input",
-               "--disable-pip-version-check", "--target", str(target), *lines]  # fmt: skip
+               "--disable-pip-version-check", *index, "--target", str(target), *lines]  # fmt: skip
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         tail = "\n".join(result.stderr.strip().splitlines()[-5:])
@@ -90,11 +101,17 @@ def main(argv: list[str]) -> None:
         _fail(f"launcher: entry script {argv[0]!r} is not a file of the bundle")
     manifest_path = code_dir / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
-    requirements = code_dir / manifest.get("model", {}).get("requirements", "requirements.txt")
+    requirements = code_dir / (
+        os.environ.get(REQUIREMENTS_ENV)
+        or manifest.get("model", {}).get("requirements", "requirements.txt")
+    )
+    wheelhouse = os.environ.get(WHEELHOUSE_ENV)
+    if wheelhouse and not Path(wheelhouse).is_dir():
+        _fail(f"launcher: {WHEELHOUSE_ENV}={wheelhouse} is not a directory")
     if requirements.is_file():
         missing = unsatisfied(requirement_lines(requirements))
         if missing:
-            sys.path.insert(0, str(install(missing)))
+            sys.path.insert(0, str(install(missing, Path(wheelhouse) if wheelhouse else None)))
     sys.path.insert(0, str(code_dir))
     sys.argv = [str(entry), *argv[1:]]
     runpy.run_path(str(entry), run_name="__main__")
