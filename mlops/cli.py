@@ -126,13 +126,21 @@ def local_sample_data(
     customers: Annotated[int, typer.Option(min=100, max=200_000)] = 3000,
     env: Annotated[str, typer.Option("--env")] = "local",
 ) -> None:
-    """Generate the sample warehouse data and load its training frame where the sample
-    bundle's manifest expects it (datasets/credit-risk/training_frame/)."""
-    from mlops.demo import DATASET_KEY, load_sample_dataset
+    """Generate the sample warehouse data and load it where the samples read it: the data
+    lake's offline/ partitions (feature views and the credit_labels table) and the prepared
+    training frame under datasets/credit-risk/training_frame/."""
+    from mlops.demo import DATASET_KEY, OFFLINE_PREFIX, load_sample_data
+    from mlops.stack_outputs import StackOutputError, stack_output
 
     bucket = _training_output(env, "ArtifactsBucketName")
-    rows = load_sample_dataset(bucket, n_customers=customers)
-    typer.echo(f"{rows} labelled rows -> s3://{bucket}/{DATASET_KEY}")
+    try:
+        lake = stack_output(f"mlops-{env}-feature-store", "DataLakeBucketName")
+    except StackOutputError as error:
+        typer.secho(str(error), fg="red", err=True)
+        raise typer.Exit(2) from None
+    loaded = load_sample_data(bucket, lake, n_customers=customers)
+    typer.echo(f"{loaded.partitions} partitions -> s3://{lake}/{OFFLINE_PREFIX}")
+    typer.echo(f"{loaded.frame_rows} labelled rows -> s3://{bucket}/{DATASET_KEY}")
 
 
 runs_app = typer.Typer(help="Training runs: one per uploaded bundle version.", no_args_is_help=True)

@@ -163,6 +163,11 @@ class FeatureStoreConfig(_Strict):
         pattern=r"^(rate\(\d+ (minute|minutes|hour|hours|day|days)\)|cron\(.+\))$",
         description="EventBridge Scheduler expression for offline→online materialization.",
     )
+    feast_project: str = Field(
+        default="credit_risk",
+        pattern=r"^[A-Za-z0-9_]+$",
+        description="Feast project: part of every online key, so writers and readers agree.",
+    )
     materialization_lookback_days: int = Field(
         default=2,
         ge=1,

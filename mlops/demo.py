@@ -29,11 +29,13 @@ from mlops.runs import RunRecord, RunsRepository, RunStatus
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_BUNDLE = REPO_ROOT / "pipelines" / "samples" / "credit_risk"
 DATASET_KEY = "datasets/credit-risk/training_frame/part-0.parquet"
+OFFLINE_PREFIX = "offline/"
+WORKFLOW_STEP = (
+    "Step Functions: training set (Feast, point in time) → preprocessing → training → "
+    "evaluation → gate → register"
+)
 NOT_BUILT = (
-    (
-        "scheduled materialization and the training set from the feature service",
-        "feature-store work",
-    ),
+    ("scheduled materialization (EventBridge Scheduler → job in the VPC)", "feature-store work"),
     ("approve the version (mlops models approve) → approval hook deploys", "approval work"),
     ("the serving app answers a prediction for a real entity", "serving work"),
 )
@@ -60,17 +62,42 @@ class Steps:
         self.console.print(f"  [green]✓[/] {seconds:.1f} s")
 
 
-def load_sample_dataset(bucket: str, n_customers: int = 3000) -> int:
-    """Generate the warehouse sample and put its training frame where the manifest says."""
-    from pipelines.sample_data import generate, training_frame, write_frame
+@dataclass(frozen=True)
+class SampleLoad:
+    labels: int  # credit decisions in the label table
+    partitions: int  # Parquet files under the data lake's offline/ prefix
+    frame_rows: int  # rows of the prepared training frame under datasets/
+
+
+def load_sample_data(
+    artifacts_bucket: str, data_lake_bucket: str, n_customers: int = 3000
+) -> SampleLoad:
+    """Generate the warehouse sample (90 days) and load it where the platform reads it: the
+    views' and the label table's `dt=` partitions under the data lake's `offline/` prefix (what
+    the feature store and feature-service training read) and, for bundles with a dataset
+    input, the prepared training frame under `datasets/`."""
+    from pipelines.sample_data import generate, training_frame, write_frame, write_parquet
 
     data = generate(n_customers=n_customers, start=date(2026, 1, 1), days=90, seed=7)
     frame = training_frame(data)
+    s3 = boto3.client("s3")
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "part-0.parquet"
         write_frame(frame, path)
-        boto3.client("s3").upload_file(str(path), bucket, DATASET_KEY)
-    return len(frame)
+        s3.upload_file(str(path), artifacts_bucket, DATASET_KEY)
+        written = write_parquet(data, Path(tmp) / "lake")
+        files = [file for paths in written.values() for file in paths]
+        for file in files:
+            key = OFFLINE_PREFIX + file.relative_to(Path(tmp) / "lake").as_posix()
+            s3.upload_file(str(file), data_lake_bucket, key)
+    return SampleLoad(labels=len(data.labels), partitions=len(files), frame_rows=len(frame))
+
+
+def data_lake_bucket(engine: LocalEngine) -> str:
+    """The feature-store stack's data-lake bucket in the running engine."""
+    assert engine.deployment is not None, "deploy first"
+    outputs = engine.deployment[f"{engine.project}-local-feature-store"].outputs
+    return str(outputs["DataLakeBucketName"])
 
 
 def wait_for_run(
@@ -187,9 +214,13 @@ def _lifecycle(engine: LocalEngine, steps: Steps, console: Console) -> dict[str,
         counts = {name: len(stack.resources) for name, stack in deployment.stacks.items()}
         console.print(f"  stacks: {counts}")
     training = engine.training
-    with steps.step("generate sample warehouse data; load the training frame (S3 dataset)"):
-        rows = load_sample_dataset(training.artifacts_bucket)
-        console.print(f"  {rows} labelled rows → s3://{training.artifacts_bucket}/{DATASET_KEY}")
+    with steps.step("generate sample warehouse data → data lake (offline/ partitions)"):
+        lake = data_lake_bucket(engine)
+        loaded = load_sample_data(training.artifacts_bucket, lake)
+        console.print(
+            f"  {loaded.partitions} Parquet partitions ({loaded.labels} labelled decisions) → "
+            f"s3://{lake}/{OFFLINE_PREFIX}"
+        )
     with steps.step("upload the sample bundle as a data scientist would (mlops bundle upload)"):
         uploaded = upload_bundle(
             SAMPLE_BUNDLE, model="credit-risk", bucket=training.code_bucket, progress=False
@@ -199,7 +230,7 @@ def _lifecycle(engine: LocalEngine, steps: Steps, console: Console) -> dict[str,
     with steps.step("S3 → EventBridge → trigger Lambda validates and starts the workflow"):
         started = wait_for_run(runs, "credit-risk", uploaded.key, terminal=False)
         console.print(f"  run {started.run_id} → execution {started.execution_arn}")
-    with steps.step("Step Functions: preprocessing → training → evaluation → gate → register"):
+    with steps.step(WORKFLOW_STEP):
         finished = wait_for_run(runs, "credit-risk", uploaded.key, terminal=True, timeout=300)
         for name, seconds in step_durations(str(finished.execution_arn)):
             console.print(f"  {name:<18} {seconds:6.2f} s")

@@ -55,9 +55,12 @@ def _cluster(step: str) -> dict[str, Any]:
 
 
 def _entrypoint(entry_path: str, *args: str) -> str:
-    """A ContainerEntrypoint built in ASL: python3 <code dir>/<entry> <args...>."""
+    """A ContainerEntrypoint built in ASL: python3 <code dir>/<launcher> <entry> <args...>.
+
+    The platform launcher (pipelines/container/launch.py, staged beside the scripts) installs
+    what the image lacks, then runs the entry (a path relative to the code directory)."""
     quoted = ", ".join(f"'{a}'" for a in args)
-    return f"States.Array('python3', States.Format('{CODE_DIR}/{{}}', {entry_path}), {quoted})"
+    return f"States.Array('python3', '{CODE_DIR}/{LAUNCHER}', {entry_path}, {quoted})"
 
 
 class TrainingWorkflow(Construct):
@@ -79,6 +82,9 @@ class TrainingWorkflow(Construct):
         self._role = sagemaker_role
         self._key = data_key
         self._recorder = recorder
+        training_set = self._sagemaker_step(
+            "BuildTrainingSet", "createProcessingJob", self._training_set()
+        )
         preprocess = self._sagemaker_step("Preprocess", "createProcessingJob", self._preprocess())
         train = self._sagemaker_step("Train", "createTrainingJob", self._train())
         evaluate = self._sagemaker_step("Evaluate", "createProcessingJob", self._evaluate())
@@ -87,15 +93,17 @@ class TrainingWorkflow(Construct):
             "Register", register, self._register_payload(), "$.registered"
         )
         steps: list[tuple[str, Any]] = [
-            ("preprocess", preprocess), ("train", train), ("evaluate", evaluate),
+            ("training_set", training_set), ("preprocess", preprocess), ("train", train),
+            ("evaluate", evaluate),
             ("gate", gate_step), ("register", register_step),
         ]  # fmt: skip
         record_failed = self._record("RecordFailed", "FAILED").next(
             sfn.Fail(self, "RunFailed", error="TrainingRunFailed", cause_path="$.recorded.reason")
         )
         for name, step in steps:
+            title = "".join(part.capitalize() for part in name.split("_"))
             mark = sfn.Pass(
-                self, f"{name.capitalize()}Failed", result=sfn.Result.from_string(name),
+                self, f"{title}Failed", result=sfn.Result.from_string(name),
                 result_path="$.failed_step",
             )  # fmt: skip
             step.add_catch(mark.next(record_failed), errors=["States.ALL"], result_path="$.error")
@@ -112,7 +120,15 @@ class TrainingWorkflow(Construct):
             )
             .otherwise(gated_out)
         )
-        definition = preprocess.next(train).next(evaluate).next(gate_step).next(decision)
+        preprocess.next(train).next(evaluate).next(gate_step).next(decision)
+        training_set.next(preprocess)
+        # A feature-service input (see lambdas/training_trigger/execution.py) first builds the
+        # point-in-time training set that preprocessing then reads as its input.
+        definition = (
+            sfn.Choice(self, "FromFeatureStore?")
+            .when(sfn.Condition.is_present("$.feature_store"), training_set)
+            .otherwise(preprocess)
+        )
         self.log_group = logs.LogGroup(
             self, "ExecutionLogs", encryption_key=data_key, retention=log_retention
         )
@@ -155,6 +171,37 @@ class TrainingWorkflow(Construct):
             max_attempts=3,
         )
         return state
+
+    def _training_set(self) -> dict[str, Any]:
+        """Feast historical retrieval for the run's labels (features/training_set.py); its
+        output prefix is the preprocessing input."""
+        return {
+            "ProcessingJobName.$": "States.Format('{}-set', $.run_id)",
+            "RoleArn": self._role.role_arn,
+            "AppSpecification": {
+                "ImageUri.$": "$.images.processing",
+                "ContainerEntrypoint.$": _entrypoint(
+                    "$.feature_store.entry",
+                    "--labels-dir",
+                    "/opt/ml/processing/input/labels",
+                    "--output-dir",
+                    "/opt/ml/processing/output",
+                ),
+            },  # fmt: skip
+            "ProcessingResources": {"ClusterConfig": _cluster("preprocessing")},
+            "ProcessingInputs": [
+                _s3_input("labels", "$.feature_store.labels", "/opt/ml/processing/input/labels"),
+                _s3_input("code", "$.code.processing", CODE_DIR),
+            ],
+            "ProcessingOutputConfig": {
+                "KmsKeyId": self._key.key_arn,
+                "Outputs": [self._output("training_set", "$.data.input")],
+            },
+            "StoppingCondition": {
+                "MaxRuntimeInSeconds.$": "$.resources.preprocessing.max_runtime_seconds"
+            },
+            "Environment.$": "$.feature_store.environment",
+        }
 
     def _preprocess(self) -> dict[str, Any]:
         return {

@@ -65,15 +65,6 @@ def build_platform(
         description=f"{project} ({env_name}): VPC, endpoints and flow logs",
         **common,
     )
-    training = TrainingStack(
-        scope,
-        f"{prefix}-training",
-        env_config=env_config,
-        data_key=security.data_key,
-        access_logs=security.access_logs,
-        description=f"{project} ({env_name}): model-code upload → Step Functions → registry",
-        **common,
-    )
     feature_store = FeatureStoreStack(
         scope,
         f"{prefix}-feature-store",
@@ -82,6 +73,16 @@ def build_platform(
         data_key=security.data_key,
         access_logs=security.access_logs,
         description=f"{project} ({env_name}): offline (S3, Glue, Athena) + online (Redis) features",
+        **common,
+    )
+    training = TrainingStack(
+        scope,
+        f"{prefix}-training",
+        env_config=env_config,
+        data_key=security.data_key,
+        access_logs=security.access_logs,
+        offline_store=feature_store.offline,
+        description=f"{project} ({env_name}): model-code upload → Step Functions → registry",
         **common,
     )
     stacks = PlatformStacks(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import CfnOutput, Duration
+from aws_cdk import CfnOutput, Duration, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_dynamodb as dynamodb
@@ -17,10 +17,12 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from lambdas.training_trigger.execution import PLATFORM_FILES
 from mlops.config import EnvironmentConfig
 from mlops.runs import MODEL_INDEX
 from pipelines.workflow import TrainingWorkflow
 from stacks.base import PlatformStack
+from stacks.constructs.offline_store import OfflineFeatureStore
 from stacks.constructs.python_function import LambdaSource, PythonFunction
 from stacks.constructs.retention import retention
 from stacks.constructs.secure_bucket import SecureBucket
@@ -40,6 +42,7 @@ SOURCES = {
             "mlops/runs.py",
             "mlops/images.py",
             "pipelines/container",
+            *PLATFORM_FILES,  # staged for the training-set step, never imported by the trigger
         ),  # fmt: skip
         requirements="lambdas/training_trigger/requirements.txt",
     ),
@@ -61,6 +64,10 @@ SOURCES = {
 }
 
 
+# Where Feast's Athena offline store stages entity dataframes for training sets.
+TRAINING_SET_STAGING = "training-sets/"
+
+
 class TrainingStack(PlatformStack):
     """Buckets, runs table, notifications, the four functions, the rule and the workflow."""
 
@@ -72,6 +79,7 @@ class TrainingStack(PlatformStack):
         env_config: EnvironmentConfig,
         data_key: kms.IKey,
         access_logs: s3.IBucket,
+        offline_store: OfflineFeatureStore | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, env_config=env_config, **kwargs)
@@ -99,6 +107,8 @@ class TrainingStack(PlatformStack):
             log_retention=retention(env_config.log_retention_days),
         )  # fmt: skip
         self._wire(functions)
+        if offline_store is not None:
+            self._training_sets_from(offline_store, functions["trigger"].function)
         self._upload_rule(functions["trigger"])
         self._alarms(functions)
         suppress_sagemaker_role(self.sagemaker_role)
@@ -217,6 +227,45 @@ class TrainingStack(PlatformStack):
             )  # fmt: skip
         self.runs_table.grant_read_write_data(functions["recorder"].function)
         self.topic.grant_publish(functions["recorder"].function)
+
+    def _training_sets_from(self, offline: OfflineFeatureStore, trigger: Any) -> None:
+        """Feature-service runs: the trigger learns where the feature store is; the jobs' role
+        may read the data lake's tables and labels and run Feast's Athena queries (which
+        upload the entity dataframe as a temporary table: Glue create/delete, results bucket)."""
+        config = self.env_config.feature_store
+        results = f"s3://{offline.results_bucket.bucket_name}/{TRAINING_SET_STAGING}"
+        for name, value in {
+            "FEATURE_STORE_OFFLINE": config.offline_store,
+            "FEAST_PROJECT": config.feast_project,
+            "DATA_LAKE_BUCKET": offline.bucket.bucket_name,
+            "GLUE_DATABASE": offline.database_name,
+            "ATHENA_WORKGROUP": offline.workgroup_name,
+            "ATHENA_RESULTS": results,
+        }.items():
+            trigger.add_environment(name, value)
+        role = self.sagemaker_role
+        offline.bucket.grant_read(role, "offline/*")
+        offline.results_bucket.grant_read_write(role)
+        stack = Stack.of(self)
+        arn = f"arn:{stack.partition}:%s:{stack.region}:{stack.account}:%s"
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["athena:StartQueryExecution", "athena:GetQueryExecution",
+                         "athena:GetQueryResults", "athena:StopQueryExecution",
+                         "athena:GetWorkGroup"],
+                resources=[arn % ("athena", f"workgroup/{offline.workgroup_name}")],
+            )
+        )  # fmt: skip
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["glue:GetDatabase", "glue:GetTable", "glue:GetTables",
+                         "glue:GetPartition", "glue:GetPartitions", "glue:CreateTable",
+                         "glue:DeleteTable"],
+                resources=[arn % ("glue", "catalog"),
+                           arn % ("glue", f"database/{offline.database_name}"),
+                           arn % ("glue", f"table/{offline.database_name}/*")],
+            )
+        )  # fmt: skip
 
     def _upload_rule(self, trigger: PythonFunction) -> None:
         dlq = sqs.Queue(

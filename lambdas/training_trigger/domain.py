@@ -15,15 +15,20 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from lambdas.training_trigger.execution import ExecutionPlan, build_execution_input, staged_code
-from mlops.bundle import ArchiveLimits, deployment_errors, validate_archive
+from lambdas.training_trigger.execution import (
+    ExecutionPlan,
+    FeatureStoreSettings,
+    build_execution_input,
+    staged_code,
+)
+from mlops.bundle import ArchiveLimits, validate_archive
 from mlops.images import ImageNotFoundError
 from mlops.runs import RunRecord, RunsRepository, RunStatus, run_id_for
 
@@ -51,12 +56,32 @@ class TriggerSettings(BaseSettings):
     aws_region: str = Field(
         min_length=1, validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION")
     )
+    # The feature store training sets are built from (from the feature-store stack).
+    feature_store_offline: Literal["athena", "file"] | None = None
+    feast_project: str = Field(default="credit_risk", pattern=r"^[A-Za-z0-9_]+$")
+    data_lake_bucket: str | None = None
+    offline_prefix: str = "offline/"
+    glue_database: str | None = None
+    athena_workgroup: str | None = None
+    athena_results: str | None = Field(default=None, pattern=r"^s3://")
 
     @property
     def allowed(self) -> frozenset[str] | None:
         """The models this platform trains; None means any (`*`)."""
         names = frozenset(n.strip() for n in self.allowed_models.split(",") if n.strip())
         return None if "*" in names else names
+
+    @property
+    def feature_store(self) -> FeatureStoreSettings | None:
+        """Where training sets come from; None when the feature store is not wired in."""
+        if self.feature_store_offline is None or self.data_lake_bucket is None:
+            return None
+        return FeatureStoreSettings(
+            offline_store=self.feature_store_offline, project=self.feast_project,
+            data_lake_bucket=self.data_lake_bucket, offline_prefix=self.offline_prefix,
+            database=self.glue_database, workgroup=self.athena_workgroup,
+            athena_results=self.athena_results,
+        )  # fmt: skip
 
     @property
     def limits(self) -> ArchiveLimits:
@@ -150,8 +175,7 @@ class TrainingTrigger:
         }  # fmt: skip
         if not report.ok or report.manifest is None:
             raise Rejected(f"invalid bundle: {'; '.join(report.errors)}", {"errors": report.errors})
-        if blockers := deployment_errors(report.manifest):
-            raise Rejected("; ".join(blockers))
+        feature_store = self._feature_store(report.manifest)
         claimed = metadata.get("bundle-sha256")
         if claimed and claimed != report.sha256:
             raise Rejected(
@@ -161,6 +185,7 @@ class TrainingTrigger:
         plan = ExecutionPlan(
             run_id=run_id, manifest=report.manifest, bundle=bundle,
             artifacts_bucket=self.settings.artifacts_bucket, region=self.settings.aws_region,
+            feature_store=feature_store,
         )  # fmt: skip
         try:
             execution_input = build_execution_input(plan)
@@ -174,6 +199,18 @@ class TrainingTrigger:
         )  # fmt: skip
         logger.info("training started", extra={"execution_arn": arn})
         return Outcome(run_id=run_id, status=str(RunStatus.RUNNING), execution_arn=arn)
+
+    def _feature_store(self, manifest: dict[str, Any]) -> FeatureStoreSettings | None:
+        """The feature store a `feature_service` input trains from (None for a dataset input)."""
+        if "feature_service" not in manifest["input"]:
+            return None
+        settings = self.settings.feature_store
+        if settings is None:
+            raise Rejected(
+                "input.feature_service: this platform's trigger has no feature store configured "
+                "(FEATURE_STORE_* settings); use input.dataset or deploy the feature-store stack"
+            )
+        return settings
 
     def _check_key(self, upload: UploadedObject) -> str:
         model = model_of_key(upload.key)

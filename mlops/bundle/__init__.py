@@ -7,19 +7,15 @@ CLI's dependencies (typer, rich); the CLI lives in `mlops.bundle.cli`.
 from mlops.bundle.archive import ArchiveLimits, read_archive, write_archive
 from mlops.bundle.manifest import MANIFEST_NAMES, manifest_schema
 from mlops.bundle.validate import (
-    FEATURE_STORE_NOT_DEPLOYED,
     BundleReport,
-    deployment_errors,
     validate_archive,
     validate_directory,
 )
 
 __all__ = [
-    "FEATURE_STORE_NOT_DEPLOYED",
     "MANIFEST_NAMES",
     "ArchiveLimits",
     "BundleReport",
-    "deployment_errors",
     "manifest_schema",
     "read_archive",
     "validate_archive",

@@ -14,7 +14,7 @@ import typer
 from botocore.exceptions import BotoCoreError, ClientError
 
 from mlops.bundle.upload import InvalidBundleError, UploadError, upload_bundle
-from mlops.bundle.validate import BundleReport, deployment_errors, validate_directory
+from mlops.bundle.validate import BundleReport, validate_directory
 
 bundle_app = typer.Typer(
     help="Model bundles: validate a bundle folder, upload it to start training.",
@@ -38,8 +38,6 @@ def validate_command(directory: DirArgument) -> None:
     typer.secho(f"OK  {directory}", fg="green", bold=True)
     for line in summary_lines(report):
         typer.echo(f"  {line}")
-    for note in deployment_errors(report.manifest):
-        typer.secho(f"note: the platform will reject this upload: {note}", fg="yellow")
 
 
 @bundle_app.command("upload")

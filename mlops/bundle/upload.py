@@ -23,7 +23,7 @@ from urllib.parse import quote
 import boto3
 
 from mlops.bundle.archive import ArchiveLimits
-from mlops.bundle.validate import deployment_errors, validate_directory
+from mlops.bundle.validate import validate_directory
 
 CODE_BUCKET_ENV = "MLOPS_CODE_BUCKET"
 BUNDLE_PREFIX = "bundles/"
@@ -122,8 +122,6 @@ def upload_bundle(
     """
     target = resolve_bucket(bucket)
     report = validate_directory(directory, expected_model=model, limits=limits)
-    if report.ok and report.manifest is not None:
-        report.errors = deployment_errors(report.manifest)
     if not report.ok:
         raise InvalidBundleError(report.errors)
     commit = git_commit or git_commit_of(directory.resolve())

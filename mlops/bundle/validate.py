@@ -24,10 +24,6 @@ from mlops.bundle.archive import (
 )
 from mlops.bundle.manifest import MANIFEST_NAMES, STEPS, normalise, parse_manifest, schema_errors
 
-FEATURE_STORE_NOT_DEPLOYED = (
-    "input.feature_service needs the feature store, which is not deployed yet; use input.dataset"
-)
-
 
 @dataclass
 class BundleReport:
@@ -158,11 +154,4 @@ def _script_errors(field_path: str, script: str, files: dict[str, bytes]) -> lis
         return [f"{field_path}: {script} does not compile: {error.msg} (line {error.lineno})"]
     except ValueError as error:  # e.g. null bytes in the source
         return [f"{field_path}: {script} does not compile: {error}"]
-    return []
-
-
-def deployment_errors(manifest: dict[str, Any]) -> list[str]:
-    """What the deployed platform cannot run yet, although the schema allows it."""
-    if "feature_service" in manifest.get("input", {}):
-        return [FEATURE_STORE_NOT_DEPLOYED]
     return []

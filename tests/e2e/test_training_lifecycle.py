@@ -7,15 +7,18 @@ import json
 import shutil
 import tarfile
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import boto3
+import pandas as pd
 import pytest
 
 from localaws.engine import LocalEngine
-from mlops.demo import SAMPLE_BUNDLE, load_sample_dataset, wait_for_run
+from mlops.demo import SAMPLE_BUNDLE, data_lake_bucket, load_sample_data, wait_for_run
 from mlops.runs import RunsRepository, RunStatus
+from pipelines import sample_data as sd
 
 pytestmark = pytest.mark.e2e
 
@@ -24,7 +27,9 @@ pytestmark = pytest.mark.e2e
 def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalEngine]:
     with LocalEngine(workdir=tmp_path_factory.mktemp("localaws")) as running:
         running.deploy()
-        load_sample_dataset(running.training.artifacts_bucket, n_customers=2000)
+        load_sample_data(
+            running.training.artifacts_bucket, data_lake_bucket(running), n_customers=2000
+        )
         yield running
 
 
@@ -62,6 +67,16 @@ def test_upload_trains_evaluates_and_registers_a_version(engine: LocalEngine) ->
     model_uri = package["InferenceSpecification"]["Containers"][0]["ModelDataUrl"]
     with tarfile.open(fileobj=io.BytesIO(_read_s3(model_uri)), mode="r:gz") as archive:
         assert {"model.onnx", "signature.json"} <= set(archive.getnames())
+    # The sample names a feature service: its training set was built by Feast, point in
+    # time, from the data lake's partitions, and is what preprocessing read.
+    assert metadata["data_snapshot"].endswith(f"runs/{record.run_id}/data/training_set/")
+    training_set = pd.read_parquet(
+        io.BytesIO(_read_s3(metadata["data_snapshot"] + "part-0.parquet"))
+    )
+    labels = sd.generate(n_customers=2000, start=date(2026, 1, 1), days=90, seed=7).labels
+    assert len(training_set) == len(labels)
+    assert list(training_set.columns[:2]) == [sd.ENTITY, sd.TIMESTAMP]
+    assert set(training_set.columns) == {sd.ENTITY, sd.TIMESTAMP, sd.LABEL, *sd.FEATURES}
 
 
 def test_failing_training_script_fails_the_run_with_its_reason(

@@ -18,7 +18,8 @@ import yaml
 from moto import mock_aws
 
 from lambdas.training_trigger import handler as trigger_handler
-from mlops.bundle import FEATURE_STORE_NOT_DEPLOYED, ArchiveLimits, write_archive
+from lambdas.training_trigger.execution import PLATFORM_FILES
+from mlops.bundle import ArchiveLimits, write_archive
 from mlops.bundle.archive import collect_directory
 from mlops.runs import RunsRepository, RunStatus
 from tests.helpers import create_runs_table
@@ -30,6 +31,12 @@ CODE, ARTIFACTS = "mlops-code", "mlops-artifacts"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = REPO_ROOT / "pipelines" / "samples" / "credit_risk"
 EVENT_TIME = "2026-11-21T15:16:29Z"
+LAKE = "mlops-datalake"
+FEATURE_STORE_ENV = {
+    "FEATURE_STORE_OFFLINE": "file", "FEAST_PROJECT": "credit_risk", "DATA_LAKE_BUCKET": LAKE,
+    "GLUE_DATABASE": "mlops_db", "ATHENA_WORKGROUP": "mlops-wg",
+    "ATHENA_RESULTS": "s3://mlops-athena/training-sets/",
+}  # fmt: skip
 PASS_DEFINITION = {"StartAt": "Done", "States": {"Done": {"Type": "Pass", "End": True}}}
 
 
@@ -113,7 +120,8 @@ def platform(monkeypatch: pytest.MonkeyPatch) -> Iterator[Platform]:
         )["stateMachineArn"]  # fmt: skip
         for name, value in {"RUNS_TABLE": "runs", "ARTIFACTS_BUCKET": ARTIFACTS,
                             "STATE_MACHINE_ARN": machine, "NOTIFICATION_TOPIC_ARN": topic,
-                            "ALLOWED_MODELS": "credit-risk,other-model"}.items():  # fmt: skip
+                            "ALLOWED_MODELS": "credit-risk,other-model",
+                            **FEATURE_STORE_ENV}.items():  # fmt: skip
             monkeypatch.setenv(name, value)
         yield Platform(s3, sfn, sqs, queue_url, machine, RunsRepository("runs"))
 
@@ -212,8 +220,9 @@ BAD_UPLOADS = [
      "model.name: 'credit-risk' does not match the model 'other-model'"),
     ("model-not-allowed", "bundles/fraud/x.tar.gz", write_archive, {},
      "model 'fraud' is not allowed on this platform (allowed: credit-risk, other-model)"),
-    ("feature-service-input", GOOD, _manifest_change(_feature_service), {},
-     FEATURE_STORE_NOT_DEPLOYED),
+    ("feature-service-without-feature-store", GOOD, _manifest_change(_feature_service),
+     {"FEATURE_STORE_OFFLINE": None},
+     "input.feature_service: this platform's trigger has no feature store configured"),
 ]  # fmt: skip
 
 
@@ -227,11 +236,14 @@ def test_bad_uploads_are_rejected_recorded_and_announced(
     sample_files: dict[str, bytes],
     key: str,
     build: Callable[[dict[str, bytes]], bytes],
-    env: dict[str, str],
+    env: dict[str, str | None],
     reason: str,
 ) -> None:
     for name, value in env.items():
-        monkeypatch.setenv(name, value)
+        if value is None:
+            monkeypatch.delenv(name)
+        else:
+            monkeypatch.setenv(name, value)
     data = build(sample_files)
     version = platform.upload(key, data)
 
@@ -284,10 +296,49 @@ def test_a_valid_bundle_starts_exactly_one_execution(
     assert record.execution_arn == execution["executionArn"]
     assert record.details["git_commit"] == "abc1234"
     described = platform.sfn.describe_execution(executionArn=execution["executionArn"])
-    _assert_execution_input(json.loads(described["input"]), run_id, version)
-    _assert_staged_code(platform, run_id, sample_files)
+    given = json.loads(described["input"])
+    _assert_execution_input(given, run_id, version)
+    assert given["data"]["input"] == f"s3://{ARTIFACTS}/runs/{run_id}/data/training_set/"
+    _assert_training_set_step(given["feature_store"], run_id)
+    _assert_staged_code(platform, run_id, sample_files, with_platform=True)
     assert platform.notifications() == []
     _assert_untouched(platform, GOOD, version, data)
+
+
+def test_a_dataset_input_reads_the_prepared_frame_and_stages_no_platform_code(
+    platform: Platform, sample_files: dict[str, bytes]
+) -> None:
+    dataset = _manifest_change(lambda m: m.update(input={"dataset": "credit-risk/frame/"}))
+    files = {**sample_files}
+    data = dataset(files)
+    version = platform.upload(GOOD, data)
+
+    outcome = platform.deliver(GOOD, version)
+
+    assert outcome["status"] == "RUNNING"
+    [execution] = platform.executions()
+    given = json.loads(platform.sfn.describe_execution(executionArn=execution["executionArn"])[
+        "input"
+    ])  # fmt: skip
+    assert given["data"]["input"] == f"s3://{ARTIFACTS}/datasets/credit-risk/frame/"
+    assert "feature_store" not in given
+    staged = platform.staged()
+    assert not [key for key in staged if "_mlops_platform" in key or "training_set" in key]
+
+
+def _assert_training_set_step(block: dict[str, Any], run_id: str) -> None:
+    assert block["entry"] == "_mlops_training_set.py"
+    assert block["labels"] == f"s3://{LAKE}/offline/credit_labels/"
+    environment = block["environment"]
+    assert environment["MLOPS_REQUIREMENTS"] == "_mlops_platform/features/requirements.txt"
+    assert environment["RUN_ID"] == run_id
+    assert json.loads(environment["MLOPS_FEATURE_STORE"]) == {
+        "project": "credit_risk", "feature_service": "credit_risk_v1",
+        "entity": "customer_id", "label_column": "defaulted_90d",
+        "timestamp_column": "event_timestamp", "offline_store": "file", "region": REGION,
+        "data_lake_bucket": LAKE, "offline_prefix": "offline/", "database": "mlops_db",
+        "workgroup": "mlops-wg", "athena_results": "s3://mlops-athena/training-sets/",
+    }  # fmt: skip
 
 
 def _assert_execution_input(given: dict[str, Any], run_id: str, version: str) -> None:
@@ -304,7 +355,6 @@ def _assert_execution_input(given: dict[str, Any], run_id: str, version: str) ->
         "preprocessing_entry": "preprocessing.py",
         "evaluation_entry": "evaluation.py",
     }
-    assert given["data"]["input"] == f"s3://{ARTIFACTS}/datasets/credit-risk/training_frame/"
     assert given["data"]["train"] == f"{run}/data/train/"
     assert given["output"] == {"model": f"{run}/model/", "evaluation": f"{run}/evaluation/"}
     image = "366743142698.dkr.ecr.ap-northeast-2.amazonaws.com/sagemaker-xgboost:3.0-5"
@@ -327,9 +377,14 @@ def _assert_execution_input(given: dict[str, Any], run_id: str, version: str) ->
     }  # fmt: skip
 
 
-def _assert_staged_code(platform: Platform, run_id: str, files: dict[str, bytes]) -> None:
+def _assert_staged_code(
+    platform: Platform, run_id: str, files: dict[str, bytes], *, with_platform: bool
+) -> None:
     code = f"runs/{run_id}/code"
     processing = [f"processing/{name}" for name in (*files, "_mlops_launch.py", "manifest.json")]
+    platform_files = [f"_mlops_platform/{name}" for name in PLATFORM_FILES]
+    if with_platform:
+        processing += [f"processing/{n}" for n in ("_mlops_training_set.py", *platform_files)]
     assert sorted(platform.staged()) == sorted(
         f"{code}/{name}" for name in ("manifest.json", "sourcedir.tar.gz", *processing)
     )
@@ -342,6 +397,8 @@ def _assert_staged_code(platform: Platform, run_id: str, files: dict[str, bytes]
         assert read(f"processing/{name}") == body
     launcher = REPO_ROOT / "pipelines/container/launch.py"
     assert read("processing/_mlops_launch.py") == launcher.read_bytes()
+    for name in PLATFORM_FILES if with_platform else ():
+        assert read(f"processing/_mlops_platform/{name}") == (REPO_ROOT / name).read_bytes()
     assert json.loads(read("manifest.json"))["model"]["name"] == "credit-risk"
     assert read("processing/manifest.json") == read("manifest.json")
     with tarfile.open(fileobj=io.BytesIO(read("sourcedir.tar.gz")), mode="r:gz") as tar:

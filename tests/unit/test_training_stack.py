@@ -77,7 +77,7 @@ def test_every_workflow_step_has_timeout_retry_and_catch(synthesized: Synth) -> 
     states = _definition(_template(synthesized))["States"]
     tasks = {name: s for name, s in states.items() if s["Type"] == "Task"}
     sagemaker = {n for n, s in tasks.items() if ":sagemaker:" in s["Resource"]}
-    assert sagemaker == {"Preprocess", "Train", "Evaluate"}
+    assert sagemaker == {"BuildTrainingSet", "Preprocess", "Train", "Evaluate"}
     for name in [*sagemaker, "Gate", "Register"]:
         state = tasks[name]
         assert state["TimeoutSeconds"] > 0, name
@@ -90,6 +90,61 @@ def test_every_workflow_step_has_timeout_retry_and_catch(synthesized: Synth) -> 
         assert "MaxRuntimeInSeconds.$" in params["StoppingCondition"], name
     assert states["PassedGate?"]["Type"] == "Choice"
     assert states["GatedOut"] == {"Type": "Fail", "Error": "GatedOut", "CausePath": "$.gate.reason"}
+    for name in sagemaker - {"Train"}:  # processing scripts run through the platform launcher
+        entrypoint = tasks[name]["Parameters"]["AppSpecification"]["ContainerEntrypoint.$"]
+        assert entrypoint.startswith(
+            "States.Array('python3', '/opt/ml/processing/input/code/_mlops_launch.py', $."
+        ), name
+
+
+def test_a_feature_service_run_builds_its_training_set_first(synthesized: Synth) -> None:
+    definition = _definition(_template(synthesized))
+    states = definition["States"]
+    assert definition["StartAt"] == "FromFeatureStore?"
+    choice = states["FromFeatureStore?"]
+    assert choice["Choices"] == [
+        {"Variable": "$.feature_store", "IsPresent": True, "Next": "BuildTrainingSet"}
+    ]
+    assert choice["Default"] == "Preprocess"
+    build = states["BuildTrainingSet"]
+    assert build["Next"] == "Preprocess"
+    params = build["Parameters"]
+    assert params["Environment.$"] == "$.feature_store.environment"
+    [output] = params["ProcessingOutputConfig"]["Outputs"]
+    assert output["S3Output"]["S3Uri.$"] == "$.data.input"  # what preprocessing reads
+    inputs = {i["InputName"]: i["S3Input"]["S3Uri.$"] for i in params["ProcessingInputs"]}
+    assert inputs == {"labels": "$.feature_store.labels", "code": "$.code.processing"}
+    assert build["Catch"][0]["Next"] == "TrainingSetFailed"
+
+
+def test_the_jobs_role_reads_the_feature_store_for_training_sets(synthesized: Synth) -> None:
+    template = _template(synthesized)
+    template.has_resource_properties(
+        "AWS::Lambda::Function",
+        {
+            "Handler": "lambdas.training_trigger.handler.handler",
+            "Environment": {"Variables": Match.object_like({
+                "FEATURE_STORE_OFFLINE": "athena", "FEAST_PROJECT": "credit_risk",
+                "DATA_LAKE_BUCKET": Match.any_value(), "GLUE_DATABASE": Match.any_value(),
+                "ATHENA_WORKGROUP": Match.any_value(), "ATHENA_RESULTS": Match.any_value(),
+            })},
+        },
+    )  # fmt: skip
+    statements = [
+        statement
+        for policy in template.find_resources("AWS::IAM::Policy").values()
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+    ]
+    actions = {
+        action
+        for statement in statements
+        for action in (
+            statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        )
+    }
+    assert {"athena:StartQueryExecution", "glue:GetPartitions", "glue:CreateTable"} <= actions
+    athena = next(s for s in statements if "athena:StartQueryExecution" in s["Action"])
+    assert "*" not in json.dumps(athena["Resource"]), "Athena access is scoped to the workgroup"
 
 
 def test_definition_is_valid_amazon_states_language(synthesized: Synth, tmp_path: Path) -> None:

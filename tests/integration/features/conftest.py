@@ -21,7 +21,7 @@ import pytest
 
 from features.local_redis import LocalRedis
 from features.materialize import MaterializeResult, materialize
-from features.repo import FeatureRepo, build_repo, file_sources
+from features.repo import TTLS, FeatureRepo, build_repo, file_sources
 from features.store import feature_store_config, open_store
 from pipelines import sample_data as sd
 
@@ -105,3 +105,22 @@ def feast_rows(store: Any, features: Any, ids: list[int], **kwargs: Any) -> list
         features=features, entity_rows=[{sd.ENTITY: i} for i in ids], **kwargs
     ).to_dict()
     return [{name: values[i] for name, values in columns.items()} for i in range(len(ids))]
+
+
+def expected_training_frame(env: FeatureEnv, entity_df: pd.DataFrame) -> pd.DataFrame:
+    """Backward as-of join per view with the view's TTL as tolerance (pandas, not Feast)."""
+    frame = entity_df.sort_values(sd.TIMESTAMP, kind="stable")
+    for view, table, names in (
+        (sd.PROFILE_VIEW, env.data.profiles, sd.PROFILE_FEATURES),
+        (sd.TRANSACTION_VIEW, env.data.transactions, sd.TRANSACTION_FEATURES),
+    ):
+        right = table[[sd.ENTITY, sd.TIMESTAMP, *names]].sort_values(sd.TIMESTAMP)
+        frame = pd.merge_asof(frame, right, on=sd.TIMESTAMP, by=sd.ENTITY,
+                              tolerance=pd.Timedelta(TTLS[view]))  # fmt: skip
+    return frame
+
+
+def sorted_training_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    columns = [sd.ENTITY, sd.TIMESTAMP, sd.LABEL, *sd.FEATURES]
+    frame = frame[columns].sort_values([sd.TIMESTAMP, sd.ENTITY], kind="stable")
+    return frame.reset_index(drop=True).astype(dict.fromkeys(sd.FEATURES, "float64"))

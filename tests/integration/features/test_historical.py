@@ -5,30 +5,16 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from features.repo import SERVICE_NAME, TTLS
+from features.repo import SERVICE_NAME
 from pipelines import sample_data as sd
-from tests.integration.features.conftest import EXPIRED_IDS, FeatureEnv
+from tests.integration.features.conftest import (
+    EXPIRED_IDS,
+    FeatureEnv,
+    expected_training_frame,
+    sorted_training_frame,
+)
 
 pytestmark = pytest.mark.integration
-
-
-def _expected(env: FeatureEnv, entity_df: pd.DataFrame) -> pd.DataFrame:
-    """Backward as-of join per view with the view's TTL as tolerance (pandas, not Feast)."""
-    frame = entity_df.sort_values(sd.TIMESTAMP, kind="stable")
-    for view, table, names in (
-        (sd.PROFILE_VIEW, env.data.profiles, sd.PROFILE_FEATURES),
-        (sd.TRANSACTION_VIEW, env.data.transactions, sd.TRANSACTION_FEATURES),
-    ):
-        right = table[[sd.ENTITY, sd.TIMESTAMP, *names]].sort_values(sd.TIMESTAMP)
-        frame = pd.merge_asof(frame, right, on=sd.TIMESTAMP, by=sd.ENTITY,
-                              tolerance=pd.Timedelta(TTLS[view]))  # fmt: skip
-    return frame
-
-
-def _sorted(frame: pd.DataFrame) -> pd.DataFrame:
-    columns = [sd.ENTITY, sd.TIMESTAMP, sd.LABEL, *sd.FEATURES]
-    frame = frame[columns].sort_values([sd.TIMESTAMP, sd.ENTITY], kind="stable")
-    return frame.reset_index(drop=True).astype(dict.fromkeys(sd.FEATURES, "float64"))
 
 
 def test_training_frame_is_point_in_time_correct(feature_env: FeatureEnv) -> None:
@@ -41,8 +27,8 @@ def test_training_frame_is_point_in_time_correct(feature_env: FeatureEnv) -> Non
     job = feature_env.store.get_historical_features(
         entity_df=entity_df, features=feature_env.store.get_feature_service(SERVICE_NAME)
     )
-    actual = _sorted(job.to_df())
-    expected = _sorted(_expected(feature_env, entity_df))
+    actual = sorted_training_frame(job.to_df())
+    expected = sorted_training_frame(expected_training_frame(feature_env, entity_df))
     # Feast 0.67's local engine drops label rows for which a view has no row within its TTL
     # (instead of returning nulls); only the customers made to expire in conftest have those.
     outside_ttl = expected[["age", "txn_count_7d"]].isna().any(axis=1)
