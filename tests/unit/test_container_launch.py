@@ -65,3 +65,59 @@ def test_an_entry_outside_the_bundle_is_refused(tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.returncode == 1
     assert "is not a file of the bundle" in failure.read_text()
+
+
+def _wheel(directory: Path, name: str, version: str) -> Path:
+    """A minimal pure-Python wheel of a module `name` whose VALUE is `version`."""
+    import zipfile
+
+    directory.mkdir(parents=True, exist_ok=True)
+    dist = f"{name}-{version}.dist-info"
+    path = directory / f"{name}-{version}-py3-none-any.whl"
+    files = {
+        f"{name}.py": f"VALUE = {version!r}\n",
+        f"{dist}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+        f"{dist}/WHEEL": (
+            "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+        ),
+    }  # fmt: skip
+    record = "".join(f"{file},,\n" for file in files) + f"{dist}/RECORD,,\n"
+    with zipfile.ZipFile(path, "w") as archive:
+        for file, text in {**files, f"{dist}/RECORD": record}.items():
+            archive.writestr(file, text)
+    return path
+
+
+def test_a_platform_step_installs_its_own_requirements_from_a_wheelhouse(tmp_path: Path) -> None:
+    code = _bundle(tmp_path, "this-package-does-not-exist-anywhere==0.0.1\n")  # not used
+    (code / "_platform").mkdir()
+    (code / "_platform" / "requirements.txt").write_text("mlops_wheel_probe==1.2\n")
+    (code / "step.py").write_text("import mlops_wheel_probe\nprint(mlops_wheel_probe.VALUE)\n")
+    wheelhouse = tmp_path / "wheels"
+    _wheel(wheelhouse, "mlops_wheel_probe", "1.2")
+    env = {"PATH": "/usr/bin:/bin", "SM_OUTPUT_FAILURE": str(tmp_path / "failure"),
+           "MLOPS_REQUIREMENTS": "_platform/requirements.txt",
+           "MLOPS_WHEELHOUSE": str(wheelhouse)}  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, str(code / "_mlops_launch.py"), "step.py"],
+        capture_output=True, text=True, check=False, env=env,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "1.2"
+
+    # No index is consulted: a requirement the wheelhouse lacks fails, naming it.
+    (code / "_platform" / "requirements.txt").write_text("mlops_wheel_probe==9.9\n")
+    result = subprocess.run(
+        [sys.executable, str(code / "_mlops_launch.py"), "step.py"],
+        capture_output=True, text=True, check=False, env=env,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "mlops_wheel_probe==9.9" in (tmp_path / "failure").read_text()
+
+    env["MLOPS_WHEELHOUSE"] = str(tmp_path / "missing")
+    result = subprocess.run(
+        [sys.executable, str(code / "_mlops_launch.py"), "step.py"],
+        capture_output=True, text=True, check=False, env=env,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "MLOPS_WHEELHOUSE" in (tmp_path / "failure").read_text()
