@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import date
+from datetime import date, timedelta
 from enum import StrEnum
 from ipaddress import IPv4Network
 from pathlib import Path
@@ -49,6 +49,9 @@ class InterfaceEndpoint(StrEnum):
     ECR_DOCKER = "ecr.dkr"
     STS = "sts"
     MONITORING = "monitoring"
+    # The materialization job in the isolated subnets reads the offline store through Athena.
+    ATHENA = "athena"
+    GLUE = "glue"
 
 
 class _Strict(BaseModel):
@@ -174,6 +177,47 @@ class FeatureStoreConfig(_Strict):
         le=365,
         description="Window start of a view's first materialization (later runs resume).",
     )
+    materialization_instance_type: str = Field(
+        default="ml.m5.large",
+        pattern=r"^ml\.[a-z0-9]+\.[a-z0-9]+$",
+        description="SageMaker Processing instance of the materialization job (EBS-only types: "
+        "the volume is encrypted with the data key, which instance-store types reject).",
+    )
+    materialization_volume_gb: int = Field(
+        default=30, ge=5, le=1024, description="The job's storage volume (wheels + Parquet)."
+    )
+    materialization_max_runtime_minutes: int = Field(
+        default=60, ge=5, le=24 * 60, description="SageMaker stops a run after this long."
+    )
+    materialization_max_staleness_hours: int = Field(
+        default=3,
+        ge=1,
+        le=24,
+        description="Freshness alarm: a view's online data is older than this, or no run "
+        "reported it for this long. At least the schedule's interval.",
+    )
+
+    def materialization_interval(self) -> timedelta | None:
+        """The interval of a `rate(...)` schedule; None for `cron(...)` (no fixed interval)."""
+        match = re.fullmatch(r"rate\((\d+) (minute|hour|day)s?\)", self.materialization_schedule)
+        if match is None:
+            return None
+        return timedelta(**{f"{match.group(2)}s": int(match.group(1))})
+
+    @model_validator(mode="after")
+    def _staleness_covers_the_schedule(self) -> FeatureStoreConfig:
+        interval = self.materialization_interval()
+        if interval is not None and interval.total_seconds() < 60:
+            raise ValueError("materialization_schedule: the shortest rate is 1 minute")
+        if interval is not None and interval > timedelta(
+            hours=self.materialization_max_staleness_hours
+        ):
+            raise ValueError(
+                f"materialization_max_staleness_hours ({self.materialization_max_staleness_hours})"
+                f" is shorter than the materialization_schedule interval "
+                f"({self.materialization_schedule}): the freshness alarm would always fire"
+            )
+        return self
 
 
 class EnvironmentConfig(_Strict):

@@ -55,9 +55,25 @@ class _Framework:
 FRAMEWORKS: dict[str, _Framework] = {
     # Tags are the version itself, e.g. sagemaker-xgboost:3.0-5.
     "xgboost": _Framework("sagemaker-xgboost", ("1.5-1", "1.7-1", "3.0-5", "3.2-0"), ""),
-    # Tags carry processor and Python, e.g. sagemaker-scikit-learn:1.4-2-cpu-py3.
-    "sklearn": _Framework("sagemaker-scikit-learn", ("1.0-1", "1.2-1", "1.4-2"), "-cpu-py3"),
+    # Tags carry processor and Python, e.g. sagemaker-scikit-learn:1.4-2-cpu-py3. 1.4-2-py312
+    # is the same release on Python 3.12 (the others are 3.10): the SageMaker SDK's
+    # image_uri_config/sklearn.json lists it; aws/sagemaker-scikit-learn-container
+    # docker/1.4-2-py312 sets PYTHON_VERSION=3.12.
+    "sklearn": _Framework(
+        "sagemaker-scikit-learn", ("1.0-1", "1.2-1", "1.4-2", "1.4-2-py312"), "-cpu-py3"
+    ),
 }
+# The image the platform's own jobs run on (training sets, materialization): the feature-store
+# code and its pins (pyarrow 26, `datetime.UTC`) need Python >= 3.11, which the bundles'
+# framework images (3.10) do not have.
+PLATFORM_JOB_IMAGE = ("sklearn", "1.4-2-py312")
+PLATFORM_JOB_PYTHON = "3.12"
+
+
+def platform_job_image(region: str) -> str:
+    """The ECR URI of the image the platform's feature-store jobs run on in `region`."""
+    framework, version = PLATFORM_JOB_IMAGE
+    return image_uri(framework, version, region, purpose="processing")
 
 
 class ImageNotFoundError(ValueError):

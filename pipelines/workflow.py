@@ -179,7 +179,7 @@ class TrainingWorkflow(Construct):
             "ProcessingJobName.$": "States.Format('{}-set', $.run_id)",
             "RoleArn": self._role.role_arn,
             "AppSpecification": {
-                "ImageUri.$": "$.images.processing",
+                "ImageUri.$": "$.feature_store.image",
                 "ContainerEntrypoint.$": _entrypoint(
                     "$.feature_store.entry",
                     "--labels-dir",

@@ -24,6 +24,8 @@ _ENDPOINT_SERVICES: dict[InterfaceEndpoint, ec2.InterfaceVpcEndpointAwsService] 
     InterfaceEndpoint.ECR_DOCKER: ec2.InterfaceVpcEndpointAwsService.ECR_DOCKER,
     InterfaceEndpoint.STS: ec2.InterfaceVpcEndpointAwsService.STS,
     InterfaceEndpoint.MONITORING: ec2.InterfaceVpcEndpointAwsService.CLOUDWATCH_MONITORING,
+    InterfaceEndpoint.ATHENA: ec2.InterfaceVpcEndpointAwsService.ATHENA,
+    InterfaceEndpoint.GLUE: ec2.InterfaceVpcEndpointAwsService.GLUE,
 }
 
 

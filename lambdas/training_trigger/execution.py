@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from mlops.bundle import write_archive
-from mlops.images import PURPOSES, image_uri
+from mlops.images import PURPOSES, image_uri, platform_job_image
 from pipelines.container import launch
 
 STEPS = ("preprocessing", "training", "evaluation")
@@ -153,6 +153,8 @@ def _training_set(plan: ExecutionPlan) -> dict[str, Any]:
     return {
         "feature_store": {
             "entry": TRAINING_SET_ENTRY,
+            # Platform code, so the platform's image (Python 3.12), not the bundle's framework.
+            "image": platform_job_image(plan.region),
             "labels": labels,
             "environment": {
                 "MLOPS_FEATURE_STORE": json.dumps(settings, sort_keys=True),

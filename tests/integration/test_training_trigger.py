@@ -328,6 +328,8 @@ def test_a_dataset_input_reads_the_prepared_frame_and_stages_no_platform_code(
 
 def _assert_training_set_step(block: dict[str, Any], run_id: str) -> None:
     assert block["entry"] == "_mlops_training_set.py"
+    registry = "366743142698.dkr.ecr.ap-northeast-2.amazonaws.com"
+    assert block["image"] == f"{registry}/sagemaker-scikit-learn:1.4-2-py312-cpu-py3"
     assert block["labels"] == f"s3://{LAKE}/offline/credit_labels/"
     environment = block["environment"]
     assert environment["MLOPS_REQUIREMENTS"] == "_mlops_platform/features/requirements.txt"

@@ -58,7 +58,7 @@ def test_gateway_and_interface_endpoints(synthesized: Synth) -> None:
     services = {_service_suffix(e["Properties"]["ServiceName"]) for e in interface}
     assert services == {
         "sagemaker.api", "sagemaker.runtime", "states", "logs", "secretsmanager",
-        "ecr.api", "ecr.dkr", "sts", "monitoring",
+        "ecr.api", "ecr.dkr", "sts", "monitoring", "athena", "glue",
     }  # fmt: skip
     assert all(e["Properties"]["PrivateDnsEnabled"] is True for e in interface)
 

@@ -110,6 +110,7 @@ def test_a_feature_service_run_builds_its_training_set_first(synthesized: Synth)
     assert build["Next"] == "Preprocess"
     params = build["Parameters"]
     assert params["Environment.$"] == "$.feature_store.environment"
+    assert params["AppSpecification"]["ImageUri.$"] == "$.feature_store.image"
     [output] = params["ProcessingOutputConfig"]["Outputs"]
     assert output["S3Output"]["S3Uri.$"] == "$.data.input"  # what preprocessing reads
     inputs = {i["InputName"]: i["S3Input"]["S3Uri.$"] for i in params["ProcessingInputs"]}
