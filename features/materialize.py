@@ -324,7 +324,8 @@ def _write(
         + [codec.encode_column(latest.column(f.name), f.dtype.to_value_type())
            for f in view.features]
     ) if latest.num_rows else np.empty((0, len(fields)), dtype=object)  # fmt: skip
-    new_nanos = np.asarray(pd.DatetimeIndex(ts_column.to_pandas()).asi8)
+    # Nanoseconds, as the stored Timestamp protos are read back (Parquet holds microseconds).
+    new_nanos = np.asarray(pd.DatetimeIndex(ts_column.to_pandas()).as_unit("ns").asi8)
     all_keys = keys.keys(latest.column(join_key).to_numpy(zero_copy_only=False))
     key_ttl = config.online_store.key_ttl_seconds or 0
     read_ts, write_rows = client.register_script(_READ_TS), client.register_script(_WRITE_ROWS)
