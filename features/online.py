@@ -11,6 +11,10 @@ Feast.
 
 The registry is read once per feature spec (service name or refs) and cached; call `refresh()`
 after `feast apply` changes the definitions.
+
+With `timeout` set, every Redis call fails within about twice that many seconds (see
+`_bound_latency`); without it redis-py's defaults apply, which for a client built from Feast's
+connection string means up to three retries with 1-10 s backoff: seconds per failed request.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ from typing import Any
 
 import redis
 from feast import FeatureService, FeatureView, ValueType
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from features import codec
 from features.materialize import Freshness, read_freshness
@@ -58,9 +64,12 @@ class OnlineFeatureReader:
         *,
         enforce_ttl: bool = True,
         clock: Callable[[], datetime] | None = None,
+        timeout: float | None = None,
     ) -> None:
         self._store = store
         self._client: redis.Redis = redis_client(store, redis_url)
+        if timeout is not None:
+            _bound_latency(self._client, timeout)
         self._enforce_ttl = enforce_ttl
         self._clock = clock or (lambda: datetime.now(UTC))
         self._plans: dict[tuple[Any, ...], _Plan] = {}
@@ -71,6 +80,10 @@ class OnlineFeatureReader:
         """Forget cached registry lookups."""
         self._store.refresh_registry()
         self._plans.clear()
+
+    def ping(self) -> None:
+        """Raise `redis.RedisError` unless Redis answers PING (readiness probes)."""
+        self._client.ping()
 
     def freshness(self, view: str) -> Freshness | None:
         """When `view` was last materialized, and up to which event time."""
@@ -172,6 +185,18 @@ class OnlineFeatureReader:
             for projection in service.feature_view_projections
             for feature in projection.features
         ]
+
+
+def _bound_latency(client: redis.Redis, seconds: float) -> None:
+    """Connect and read timeouts of `seconds`, and one immediate retry instead of redis-py's
+    default policy. The single retry absorbs a connection that dies under a command (a Redis
+    restart or failover); a Redis that is down or hung costs at most two timeouts."""
+    if not seconds > 0:
+        raise ValueError(f"timeout must be a positive number of seconds, got {seconds!r}")
+    client.connection_pool.connection_kwargs.update(
+        socket_connect_timeout=seconds, socket_timeout=seconds
+    )
+    client.set_retry(Retry(NoBackoff(), 1))
 
 
 def _ttl(view: FeatureView) -> timedelta | None:
