@@ -56,6 +56,24 @@ class AwsStoreSettings(_Settings):
     data_source: str = "AwsDataCatalog"
 
 
+class AthenaOfflineSettings(BaseModel):
+    """Feast's Athena offline store (Glue tables queried through an Athena workgroup)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    region: str = Field(min_length=1)
+    database: str = Field(min_length=1)
+    workgroup: str = Field(min_length=1)
+    s3_staging_location: str = Field(pattern=r"^s3://")
+    data_source: str = "AwsDataCatalog"
+
+
+def athena_offline_store(**params: Any) -> dict[str, Any]:
+    """The `offline_store` section for Athena (see `AthenaOfflineSettings`), for configs whose
+    registry is not the S3 one, e.g. a job applying the definitions to a throwaway registry."""
+    return {"type": "athena", **AthenaOfflineSettings(**params).model_dump()}
+
+
 def connection_string_from_url(url: str) -> str:
     """Feast's Redis connection string (`host:port,db=0,ssl=true,password=...`) for a URL."""
     parsed = urlparse(url)

@@ -14,6 +14,7 @@ from mlops.config import (
     load_platform_config,
     read_cdk_context,
 )
+from mlops.features_cli import features_app
 from mlops.runs import RunsRepository
 
 app = typer.Typer(
@@ -83,6 +84,7 @@ def bench(
 
 
 app.add_typer(bundle_app, name="bundle", help="Model bundles: validate and upload.")
+app.add_typer(features_app, name="features")
 local_app = typer.Typer(help="The local engine: the `local` app in an in-process emulator.",
                         no_args_is_help=True)  # fmt: skip
 app.add_typer(local_app, name="local")

@@ -15,7 +15,7 @@ runner = CliRunner(env={"COLUMNS": "200"})
 def test_every_command_group_is_registered() -> None:
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
-    for command in ("config", "demo", "bench", "bundle", "local", "runs"):
+    for command in ("config", "demo", "bench", "bundle", "features", "local", "runs"):
         assert f"│ {command} " in result.output, command
 
 
@@ -31,7 +31,7 @@ def test_config_summarises_every_environment() -> None:
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert [line.split()[0] for line in lines] == ["local", "dev", "prod"]
-    assert "removal=retain" in lines[2] and "endpoints=9" in lines[2]
+    assert "removal=retain" in lines[2] and "endpoints=11" in lines[2]
 
 
 def test_config_rejects_a_broken_file(tmp_path: object) -> None:
