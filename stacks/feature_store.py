@@ -14,14 +14,17 @@ from constructs import Construct
 
 from mlops.config import EnvironmentConfig
 from stacks.base import PlatformStack
+from stacks.constructs.materialization import MaterializationSchedule
 from stacks.constructs.offline_store import OfflineFeatureStore
 from stacks.constructs.online_store import OnlineFeatureStore
-from stacks.nag_reasons import suppress_online_store_findings
+from stacks.constructs.retention import retention
+from stacks.nag_reasons import suppress_materialization_findings, suppress_online_store_findings
 from stacks.security import removal_policy
 
 
 class FeatureStoreStack(PlatformStack):
-    """Composes the offline and online stores, the alarm topic and the outputs Feast needs.
+    """Composes the offline and online stores, the scheduled materialization job, the alarm
+    topic and the outputs Feast needs.
 
     `consumers_security_group` is the one thing a client stack attaches to reach Redis (its
     only egress is Redis on 6379, so clients keep their own groups for everything else);
@@ -52,17 +55,28 @@ class FeatureStoreStack(PlatformStack):
             self, "Online", config=config, replication_group_id=name, vpc=vpc,
             data_key=data_key, removal_policy=policy,
         )  # fmt: skip
+        self.materialization = MaterializationSchedule(
+            self, "Materialization", config=config, name=name, vpc=vpc, offline=self.offline,
+            online=self.online, data_key=data_key,
+            log_retention=retention(env_config.log_retention_days),
+            dependencies=env_config.lambda_dependencies,
+        )  # fmt: skip
         self.alarm_topic = sns.Topic(
             self, "Alarms", master_key=data_key, enforce_ssl=True,
             display_name="MLOps feature store alarms",
         )  # fmt: skip
         action = cw_actions.SnsAction(self.alarm_topic)
-        for alarm in self.online.alarms():
+        for alarm in [*self.online.alarms(), *self.materialization.alarms()]:
             alarm.add_alarm_action(action)
         suppress_online_store_findings(
             self.online.replication_group,
             self.online.auth_secret,
             single_node=config.redis_nodes < 2,
+        )
+        suppress_materialization_findings(
+            self.materialization.role,
+            self.materialization.state_machine.role,
+            self.materialization.dead_letters,
         )
         self._outputs()
 
@@ -87,5 +101,9 @@ class FeatureStoreStack(PlatformStack):
             "RedisAuthSecretArn": self.online.auth_secret.secret_arn,
             "ConsumersSecurityGroupId": self.online.consumers.security_group_id,
             "AlarmTopicArn": self.alarm_topic.topic_arn,
+            "MaterializationStateMachineArn": (
+                self.materialization.state_machine.state_machine_arn
+            ),
+            "MaterializationRunsUri": self.materialization.runs_uri,
         }.items():
             CfnOutput(self, name, value=value)

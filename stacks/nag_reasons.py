@@ -7,6 +7,8 @@ specific `appliesTo` entries, so new findings elsewhere still fail the build.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sqs as sqs
@@ -29,13 +31,13 @@ def suppress_access_log_bucket(bucket: s3.IBucket) -> None:
     )
 
 
-def suppress_dead_letter_queue(queue: sqs.IQueue) -> None:
+def suppress_dead_letter_queue(queue: sqs.IQueue, owner: str = "an EventBridge target") -> None:
     NagSuppressions.add_resource_suppressions(
         queue,
         [
             NagPackSuppression(
                 id="AwsSolutions-SQS3",
-                reason="This queue is itself the dead-letter queue of an EventBridge target.",
+                reason=f"This queue is itself the dead-letter queue of {owner}.",
             )
         ],
     )
@@ -60,6 +62,7 @@ def suppress_sagemaker_role(role: iam.IRole) -> None:
     )
 
 
+_ANY_RESOURCE = r"^Resource::\*$"
 # Wildcard findings that CDK's grant methods and per-run resource names produce, each with
 # the evidence a reviewer needs. Anything not matched here still fails the nag gate.
 _GRANT_WILDCARDS: tuple[tuple[str, str], ...] = (
@@ -77,7 +80,7 @@ _GRANT_WILDCARDS: tuple[tuple[str, str], ...] = (
      "this account and region and to these resource types."),
     (r"^Resource::<[A-Za-z0-9]+Function[A-Za-z0-9]*\.Arn>:\*$",
      "Versions and aliases of this stack's own functions (CDK LambdaInvoke grant)."),
-    (r"^Resource::\*$",
+    (_ANY_RESOURCE,
      "X-Ray PutTraceSegments/PutTelemetryRecords and the CloudWatch Logs delivery actions "
      "Step Functions logging needs have no resource-level permissions."),
 )  # fmt: skip
@@ -85,7 +88,11 @@ _GRANT_WILDCARDS: tuple[tuple[str, str], ...] = (
 
 def suppress_grant_wildcards(construct: IConstruct) -> None:
     """Suppress only the listed wildcard patterns (IAM5) on the roles under `construct`."""
-    for pattern, reason in _GRANT_WILDCARDS:
+    _suppress_wildcards(construct, _GRANT_WILDCARDS)
+
+
+def _suppress_wildcards(construct: IConstruct, patterns: Iterable[tuple[str, str]]) -> None:
+    for pattern, reason in patterns:
         NagSuppressions.add_resource_suppressions(
             construct,
             [
@@ -141,3 +148,45 @@ def suppress_online_store_findings(
         ],
         apply_to_children=True,
     )
+
+
+# Wildcards of the scheduled materialization job (stacks/constructs/materialization*.py).
+_MATERIALIZATION_JOB_WILDCARDS: tuple[tuple[str, str], ...] = (
+    (_ANY_RESOURCE,
+     "Actions without resource-level permissions: EC2 Describe* (SageMaker checks the VPC "
+     "configuration), ecr:GetAuthorizationToken (pulling the prebuilt image) and "
+     "cloudwatch:PutMetricData, which a condition limits to the MLOps/FeatureStore namespace."),
+    (r"^Resource::arn:(aws|<AWS::Partition>):ec2:[a-z0-9-]+:(<AWS::AccountId>|\d{12}):"
+     r"network-interface/\*$",
+     "SageMaker creates and deletes the job's network interfaces per run (ids unknown in "
+     "advance); creating one is further bound to this VPC's private subnets and the job's "
+     "security groups, which the same statement names."),
+    (r"^Resource::arn:(aws|<AWS::Partition>):logs:[a-z0-9-]+:(<AWS::AccountId>|\d{12}):"
+     r"log-group:/aws/sagemaker/ProcessingJobs:(\*|log-stream:[a-z0-9-]+-\*)$",
+     "SageMaker's fixed processing-job log group (its ARN form ends in :*) and the log "
+     "streams of this stack's jobs only (<job-name prefix>-<run id>/...)."),
+    (r"^Resource::<OfflineDataLakeBucket[A-Za-z0-9]*\.Arn>/(offline|materialization/runs)/\*$",
+     "Read the offline feature Parquet (offline/) and write run records "
+     "(materialization/runs/) in the feature store's own data lake: one prefix each."),
+)  # fmt: skip
+_MATERIALIZATION_JOB_NAMES = (
+    r"^Resource::arn:(aws|<AWS::Partition>):sagemaker:[a-z0-9-]+:(<AWS::AccountId>|\d{12}):"
+    r"processing-job/[a-z0-9-]+-\*$",
+    "Processing jobs are named <stack prefix>-<uuid> per run; the state machine may create, "
+    "describe, stop and tag only jobs with this stack's prefix.",
+)
+
+
+def suppress_materialization_findings(
+    job_role: IConstruct, state_machine_role: IConstruct, dead_letters: sqs.IQueue
+) -> None:
+    """The materialization job's accepted findings: listed wildcard shapes only, plus its DLQ.
+
+    The job role gets the CDK grant shapes (its buckets, the data key) except `Resource::*`,
+    which has its own reason there; the state machine role gets the grant shapes (X-Ray and
+    log delivery are its `Resource::*`) and its job-name prefix.
+    """
+    suppress_dead_letter_queue(dead_letters, "the materialization schedule (EventBridge Scheduler)")
+    grants = [entry for entry in _GRANT_WILDCARDS if entry[0] != _ANY_RESOURCE]
+    _suppress_wildcards(job_role, [*grants, *_MATERIALIZATION_JOB_WILDCARDS])
+    _suppress_wildcards(state_machine_role, [*_GRANT_WILDCARDS, _MATERIALIZATION_JOB_NAMES])

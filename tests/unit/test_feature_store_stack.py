@@ -83,13 +83,50 @@ def test_multi_az_finding_is_accepted_only_for_single_node_environments(
 @pytest.mark.parametrize(
     "bad",
     [{"redis_nodes": 0}, {"redis_nodes": 7}, {"athena_bytes_scanned_cutoff_per_query": 1000},
-     {"redis_engine_version": "6.2"}, {"redis_node_type": "t4g.small"}, {"redis_port": 6380}],
+     {"redis_engine_version": "6.2"}, {"redis_node_type": "t4g.small"}, {"redis_port": 6380},
+     {"materialization_instance_type": "m5.large"}, {"materialization_max_staleness_hours": 0},
+     {"materialization_max_staleness_hours": 25}, {"materialization_schedule": "hourly"}],
 )  # fmt: skip
 def test_feature_store_config_rejects_invalid_values(bad: dict[str, Any]) -> None:
     from pydantic import ValidationError
 
     with pytest.raises(ValidationError):
         FeatureStoreConfig.model_validate(bad)
+
+
+@pytest.mark.parametrize(
+    ("schedule", "hours", "message"),
+    [
+        ("rate(6 hours)", 3, "shorter than the materialization_schedule interval"),
+        ("rate(0 minutes)", 3, "the shortest rate is 1 minute"),
+    ],
+)
+def test_freshness_window_must_cover_the_schedule(schedule: str, hours: int, message: str) -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match=message):
+        FeatureStoreConfig(
+            materialization_schedule=schedule, materialization_max_staleness_hours=hours
+        )
+
+
+@pytest.mark.parametrize(
+    ("schedule", "minutes"),
+    [
+        ("rate(1 hour)", 60),
+        ("rate(15 minutes)", 15),
+        ("rate(1 day)", 1440),
+        ("cron(0 * * * ? *)", None),
+    ],
+)
+def test_schedule_interval_is_read_from_rate_expressions(
+    schedule: str, minutes: int | None
+) -> None:
+    config = FeatureStoreConfig(
+        materialization_schedule=schedule, materialization_max_staleness_hours=24
+    )
+    interval = config.materialization_interval()
+    assert (interval.total_seconds() / 60 if interval else None) == minutes
 
 
 def test_redis_lives_in_the_private_subnets_with_its_parameter_group(synthesized: Synth) -> None:
@@ -244,7 +281,11 @@ def test_redis_alarms_notify_the_encrypted_topic(synthesized: Synth, env: str, n
     template = _template(synthesized, env)
     topic_id, topic = _only(template, "AWS::SNS::Topic")
     assert "DataKey" in topic["KmsMasterKeyId"]["Fn::ImportValue"]
-    alarms = [a["Properties"] for a in template.find_resources("AWS::CloudWatch::Alarm").values()]
+    alarms = [
+        a["Properties"]
+        for a in template.find_resources("AWS::CloudWatch::Alarm").values()
+        if a["Properties"]["Namespace"] == "AWS/ElastiCache"
+    ]
     metrics = sorted({a["MetricName"] for a in alarms})
     expected = ["CPUUtilization", "DatabaseMemoryUsagePercentage", "EngineCPUUtilization",
                 "Evictions"] + (["ReplicationLag"] if nodes > 1 else [])  # fmt: skip
