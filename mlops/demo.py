@@ -30,12 +30,20 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_BUNDLE = REPO_ROOT / "pipelines" / "samples" / "credit_risk"
 DATASET_KEY = "datasets/credit-risk/training_frame/part-0.parquet"
 OFFLINE_PREFIX = "offline/"
+FEATURE_STEP = (
+    "feature store: today's batch → data lake → materialization job (the scheduled one's "
+    "code) → Redis → read"
+)
 WORKFLOW_STEP = (
     "Step Functions: training set (Feast, point in time) → preprocessing → training → "
     "evaluation → gate → register"
 )
 NOT_BUILT = (
-    ("scheduled materialization (EventBridge Scheduler → job in the VPC)", "feature-store work"),
+    (
+        "materialization started by its schedule on the local engine (Scheduler → Step "
+        "Functions → processing job); the job's code ran above",
+        "feature-store work",
+    ),
     ("approve the version (mlops models approve) → approval hook deploys", "approval work"),
     ("the serving app answers a prediction for a real entity", "serving work"),
 )
@@ -150,7 +158,7 @@ def run_demo(console: Console | None = None, workdir: Path | None = None) -> dic
         stack.enter_context(engine)
         result = _lifecycle(engine, steps, console)
         if redis_url:
-            with steps.step("feature store: Parquet → feast apply → bulk materialize → read"):
+            with steps.step(FEATURE_STEP):
                 result["features"] = _feature_store(engine, scratch / "features", console)
         else:
             console.print("[yellow]○ skipped: feature store (no redis-server on PATH)[/]")
@@ -171,39 +179,53 @@ def _throwaway_redis(stack: ExitStack, scratch: Path) -> str | None:
 
 
 def _feature_store(engine: LocalEngine, root: Path, console: Console) -> dict[str, Any]:
-    """Today's warehouse batch into the offline store, then into the online store (Redis
-    found through the feature-store stack's outputs), then one entity read back."""
-    from features.materialize import materialize
+    """Today's warehouse batch into the data lake, then the scheduled materialization job's
+    own run (features.job_run.run, what the processing job executes) from the lake into Redis
+    (found through the feature-store stack's outputs), then one entity read back."""
+    from features.job_report import AwsReporter, RunRecords
+    from features.job_run import LakeOffline, RedisUrl, Target, open_job_store, run
     from features.online import OnlineFeatureReader
-    from features.repo import build_repo, file_sources
-    from features.store import feature_store_config, open_store
+    from features.repo import VIEWS
+    from mlops.config import load_platform_config, read_cdk_context
     from pipelines.sample_data import generate, write_parquet
 
     assert engine.deployment is not None
     outputs = engine.deployment[f"{engine.project}-local-feature-store"].outputs
     redis_url = f"redis://{outputs['RedisEndpointAddress']}:{outputs['RedisEndpointPort']}/0"
+    lake = str(outputs["DataLakeBucketName"])
     first_day = datetime.now(UTC).date() - timedelta(days=29)
     data = generate(n_customers=3000, start=first_day, days=30, seed=7)
-    write_parquet(data, root / "data")
-    config = feature_store_config(
-        "local", project="mlops_demo", registry_path=str(root / "registry.db"),
-        redis_url=redis_url,
+    written = write_parquet(data, root / "batch")
+    s3 = boto3.client("s3")
+    for view in VIEWS:
+        for file in written[view]:
+            key = OFFLINE_PREFIX + file.relative_to(root / "batch").as_posix()
+            s3.upload_file(str(file), lake, key)
+    config = load_platform_config(read_cdk_context(REPO_ROOT / "cdk.json")["platform"])
+    store_config = config.environments["local"].feature_store
+    target = Target(
+        store_config.feast_project, RedisUrl(redis_url),
+        LakeOffline(lake, OFFLINE_PREFIX, config.environments["local"].region),
+        timedelta(days=store_config.materialization_lookback_days), VIEWS,
     )  # fmt: skip
-    store = open_store(config, root)
-    store.apply(build_repo(file_sources(str(root / "data"))).objects())
-    start = datetime.combine(first_day, datetime.min.time(), UTC)
-    result = materialize(store, start, datetime.now(UTC), redis_url=redis_url)
-    console.print(
-        f"  {result.rows_read} offline rows → {result.rows_written} entity rows in Redis "
-        f"({outputs['RedisEndpointAddress']}:{outputs['RedisEndpointPort']}) "
-        f"in {result.seconds:.2f} s"
-    )
+    records = RunRecords(str(outputs["MaterializationRunsUri"]), s3)
+    record = run(target, reporter=AwsReporter(records, boto3.client("cloudwatch")))
+    if record.status != "SUCCEEDED":
+        raise DemoError(f"materialization run {record.run_id} {record.status}: {record.error}")
+    for name, view_run in record.views.items():
+        console.print(
+            f"  {name:<22} {view_run.start:%Y-%m-%d %H:%M} → {view_run.end:%Y-%m-%d %H:%M} UTC: "
+            f"{view_run.rows_written} entity rows"
+        )
+    console.print(f"  run record {outputs['MaterializationRunsUri']}{record.run_id}.json")
+    store = open_job_store(target, redis_url, root / "reader")
     customer = int(data.profiles["customer_id"].iloc[0])
     row = OnlineFeatureReader(store, redis_url=redis_url).get("credit_risk_v1", [customer])[0]
     shown = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                       for k, v in list(row.items())[:6])  # fmt: skip
     console.print(f"  online features of customer {customer}: {shown}, …")
-    return {"materialized": result.rows_written, "row": row}
+    written_rows = sum(view.rows_written for view in record.views.values())
+    return {"materialized": written_rows, "row": row, "record": record}
 
 
 def _lifecycle(engine: LocalEngine, steps: Steps, console: Console) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from mlops.demo import NOT_BUILT, WORKFLOW_STEP, run_demo
+from mlops.demo import FEATURE_STEP, NOT_BUILT, WORKFLOW_STEP, run_demo
 from mlops.runs import RunStatus
 
 pytestmark = pytest.mark.e2e
@@ -28,6 +28,9 @@ def test_demo_runs_the_lifecycle_and_says_what_is_not_built(tmp_path: Path) -> N
         assert what in text
     if shutil.which("redis-server"):
         assert result["features"]["materialized"] > 0
+        assert result["features"]["record"].status == "SUCCEEDED"
+        assert FEATURE_STEP in result["timings"]
+        assert "run record s3://" in text
         assert result["features"]["row"]["customer_id"] is not None
         assert "online features of customer" in text
     else:
