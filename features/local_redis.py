@@ -61,21 +61,27 @@ class LocalRedis:
                 raise RuntimeError(f"redis-server exited with {self._process.returncode}: {err}")
             try:
                 if client.ping():
+                    client.close()
                     return
             except redis.ConnectionError:
                 time.sleep(0.02)
+        client.close()
         self.stop()
         raise RuntimeError(f"redis-server did not answer on port {self.port}")
 
     def stop(self) -> None:
-        if self._process is not None and self._process.poll() is None:
-            self._process.terminate()
+        process, self._process = self._process, None
+        if process is None:
+            return
+        if process.poll() is None:
+            process.terminate()
             try:
-                self._process.wait(timeout=5)
+                process.wait(timeout=5)
             except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
-        self._process = None
+                process.kill()
+                process.wait()
+        if process.stderr is not None:
+            process.stderr.close()  # kept open only to report a failed start
 
     def __enter__(self) -> LocalRedis:
         return self.start()
