@@ -45,6 +45,7 @@ from packaging.utils import canonicalize_name, parse_wheel_filename
 from packaging.version import Version
 
 from mlops.images import PLATFORM_JOB_PYTHON
+from pipelines.container.launch import requirement_lines
 from stacks.constructs.python_function import DependencyMode
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -57,22 +58,10 @@ WHEEL_PLATFORMS = (
     *(f"manylinux_2_{minor}_x86_64" for minor in range(28, 16, -1)),
     "manylinux2014_x86_64",
 )
-# What the job imports, pinned to the lock's versions (uv.lock resolves numpy per Python, so
-# two lines mirror its resolution markers). The local engine's interpreter satisfies them all
-# and installs nothing. Every other wheel is constrained to the lock too (`lock_constraints`).
-JOB_REQUIREMENTS = (
-    "feast[aws,redis]==0.67.0",
-    "pandas==2.3.3",
-    "pyarrow==26.0.1",
-    'numpy==2.4.6; python_version < "3.12"',
-    'numpy==2.5.5; python_version >= "3.12"',
-    "redis==7.4.1",
-    "hiredis==3.5.0",
-    "boto3==1.43.117",
-    "pydantic==2.14.3",
-    "pydantic-settings==2.16.3",
-    "PyYAML==6.0.3",
-)
+# What the job imports: the feature-store jobs' one requirements file (pinned to the lock;
+# the local engine's interpreter satisfies it all and installs nothing). Every other wheel is
+# constrained to the lock too (`lock_constraints`).
+JOB_REQUIREMENTS = tuple(requirement_lines(REPO_ROOT / "features" / "requirements.txt"))
 # Staged beside the launcher at these repo-relative paths; features.repo.definitions imports
 # pipelines.sample_data (the warehouse contract), so that module travels with it.
 CODE_INCLUDE = ("features", "pipelines/__init__.py", "pipelines/sample_data.py")
