@@ -23,21 +23,23 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
+from pipelines.container import CODE_DIR, LAUNCHER
+
 # SageMaker caps MaxRuntimeInSeconds at 5 days; the state's own timeout is a backstop
 # an hour above that, so a job's manifest limit always fires first.
 SAGEMAKER_STATE_TIMEOUT = 5 * 24 * 3600 + 3600
 LAMBDA_STATE_TIMEOUT = 300
 # Throttling and transient API errors when creating or polling a job.
 SAGEMAKER_RETRY_ERRORS = ["SageMaker.AmazonSageMakerException", "ThrottlingException"]
-CODE_DIR = "/opt/ml/processing/input/code"
-LAUNCHER = "_mlops_launch.py"
 
 
-def _s3_input(name: str, uri_path: str, local_path: str) -> dict[str, Any]:
+def s3_input(name: str, uri: str, local_path: str, *, from_state: bool = True) -> dict[str, Any]:
+    """A ProcessingInput copying an S3 prefix to `local_path`; `uri` is a JSONPath into the
+    state (`from_state`) or a literal URI."""
     return {
         "InputName": name,
         "S3Input": {
-            "S3Uri.$": uri_path,
+            "S3Uri.$" if from_state else "S3Uri": uri,
             "LocalPath": local_path,
             "S3DataType": "S3Prefix",
             "S3InputMode": "File",
@@ -190,8 +192,8 @@ class TrainingWorkflow(Construct):
             },  # fmt: skip
             "ProcessingResources": {"ClusterConfig": _cluster("preprocessing")},
             "ProcessingInputs": [
-                _s3_input("labels", "$.feature_store.labels", "/opt/ml/processing/input/labels"),
-                _s3_input("code", "$.code.processing", CODE_DIR),
+                s3_input("labels", "$.feature_store.labels", "/opt/ml/processing/input/labels"),
+                s3_input("code", "$.code.processing", CODE_DIR),
             ],
             "ProcessingOutputConfig": {
                 "KmsKeyId": self._key.key_arn,
@@ -219,8 +221,8 @@ class TrainingWorkflow(Construct):
             },  # fmt: skip
             "ProcessingResources": {"ClusterConfig": _cluster("preprocessing")},
             "ProcessingInputs": [
-                _s3_input("data", "$.data.input", "/opt/ml/processing/input/data"),
-                _s3_input("code", "$.code.processing", CODE_DIR),
+                s3_input("data", "$.data.input", "/opt/ml/processing/input/data"),
+                s3_input("code", "$.code.processing", CODE_DIR),
             ],
             "ProcessingOutputConfig": {
                 "KmsKeyId": self._key.key_arn,
@@ -272,10 +274,10 @@ class TrainingWorkflow(Construct):
             },  # fmt: skip
             "ProcessingResources": {"ClusterConfig": _cluster("evaluation")},
             "ProcessingInputs": [
-                _s3_input("model", "$.steps.train.model_data_url", f"{base}/model"),
-                _s3_input("test", "$.data.test", f"{base}/test"),
-                _s3_input("train", "$.data.train", f"{base}/train"),
-                _s3_input("code", "$.code.processing", CODE_DIR),
+                s3_input("model", "$.steps.train.model_data_url", f"{base}/model"),
+                s3_input("test", "$.data.test", f"{base}/test"),
+                s3_input("train", "$.data.train", f"{base}/train"),
+                s3_input("code", "$.code.processing", CODE_DIR),
             ],
             "ProcessingOutputConfig": {
                 "KmsKeyId": self._key.key_arn,

@@ -14,12 +14,11 @@ from typing import Any
 
 from mlops.bundle import write_archive
 from mlops.images import PURPOSES, image_uri, platform_job_image
-from pipelines.container import launch
+from pipelines.container import LAUNCHER, launch
 
 STEPS = ("preprocessing", "training", "evaluation")
 SOURCE_DIR = "sourcedir.tar.gz"
 PROCESSING_DIR = "processing"
-LAUNCHER = "_mlops_launch.py"
 # The training-set step (input.feature_service): its entry beside the bundle's scripts, the
 # platform modules it imports under their own directory (first on its sys.path), and the
 # requirements the launcher installs for it.

@@ -34,12 +34,12 @@ from constructs import Construct
 
 from mlops.config import FeatureStoreConfig
 from mlops.images import platform_job_image
+from pipelines.container import CODE_DIR, LAUNCHER
 from pipelines.sample_data import PROFILE_VIEW, TRANSACTION_VIEW
-from pipelines.workflow import SAGEMAKER_RETRY_ERRORS
+from pipelines.workflow import SAGEMAKER_RETRY_ERRORS, s3_input
 from stacks.constructs.materialization_alarms import failure_alarms, freshness_alarms
 from stacks.constructs.materialization_assets import (
     ENTRY,
-    LAUNCHER,
     REQUIREMENTS_FILE,
     code_hash,
     host_staged_asset,
@@ -58,7 +58,6 @@ MATERIALIZED_VIEWS = (PROFILE_VIEW, TRANSACTION_VIEW)
 METRICS_NAMESPACE = "MLOps/FeatureStore"
 RUNS_PREFIX = "materialization/runs/"
 ATHENA_RESULTS_PREFIX = "materialization/"
-CODE_DIR = "/opt/ml/processing/input/code"
 WHEELHOUSE_DIR = "/opt/ml/processing/input/wheelhouse"
 # SageMaker copies S3 inputs as they are and CDK uploads directory assets as zip files: unzip
 # both inputs in place, then run the launcher exactly as the training workflow does. Python
@@ -215,8 +214,10 @@ class MaterializationSchedule(Construct):
                 ],
             },  # fmt: skip
             "ProcessingInputs": [
-                _s3_input("code", self.code.s3_object_url, CODE_DIR),
-                _s3_input("wheelhouse", self.wheelhouse.s3_object_url, WHEELHOUSE_DIR),
+                s3_input("code", self.code.s3_object_url, CODE_DIR, from_state=False),
+                s3_input(
+                    "wheelhouse", self.wheelhouse.s3_object_url, WHEELHOUSE_DIR, from_state=False
+                ),
             ],
             "ProcessingResources": {
                 "ClusterConfig": {
@@ -363,16 +364,3 @@ class MaterializationSchedule(Construct):
             max_staleness_hours=config.materialization_max_staleness_hours,
             period_seconds=self._interval_seconds(),
         )  # fmt: skip
-
-
-def _s3_input(name: str, uri: str, local_path: str) -> dict[str, Any]:
-    return {
-        "InputName": name,
-        "S3Input": {
-            "S3Uri": uri,
-            "LocalPath": local_path,
-            "S3DataType": "S3Prefix",
-            "S3InputMode": "File",
-            "S3DataDistributionType": "FullyReplicated",
-        },
-    }

@@ -45,6 +45,7 @@ from packaging.utils import canonicalize_name, parse_wheel_filename
 from packaging.version import Version
 
 from mlops.images import PLATFORM_JOB_PYTHON
+from pipelines.container import LAUNCHER
 from pipelines.container.launch import requirement_lines
 from stacks.constructs.python_function import DependencyMode
 
@@ -66,7 +67,6 @@ JOB_REQUIREMENTS = tuple(requirement_lines(REPO_ROOT / "features" / "requirement
 # pipelines.sample_data (the warehouse contract), so that module travels with it.
 CODE_INCLUDE = ("features", "pipelines/__init__.py", "pipelines/sample_data.py")
 ENTRY = "features/materialize_entry.py"
-LAUNCHER = "_mlops_launch.py"
 LAUNCHER_SOURCE = "pipelines/container/launch.py"
 REQUIREMENTS_FILE = "requirements.txt"
 LOCK_FILE = "uv.lock"

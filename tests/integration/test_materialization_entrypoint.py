@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 
 from localaws.cfn_assembly import zip_directory
-from stacks.constructs.materialization import CODE_DIR, UNPACK_AND_LAUNCH, WHEELHOUSE_DIR
-from stacks.constructs.materialization_assets import ENTRY, LAUNCHER, stage_code, stage_wheelhouse
+from pipelines.container import CODE_DIR, LAUNCHER
+from stacks.constructs.materialization import UNPACK_AND_LAUNCH, WHEELHOUSE_DIR
+from stacks.constructs.materialization_assets import ENTRY, stage_code, stage_wheelhouse
 
 pytestmark = pytest.mark.integration
 CONTAINER_ROOT = "/opt/ml/processing"

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Template
 
+from pipelines.container import CODE_DIR
 from stacks.constructs.materialization import (
-    CODE_DIR,
     JOB_NAME_LIMIT,
     MATERIALIZED_VIEWS,
     UNPACK_AND_LAUNCH,
