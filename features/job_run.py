@@ -27,6 +27,7 @@ import redis
 from botocore.exceptions import BotoCoreError, ClientError
 
 from features.job_report import RunRecord, ViewRun, new_run_id
+from features.lake import download_files, partition_files, window_days
 from features.materialize import MaterializationError, Progress, materialize, read_freshness
 from features.repo import VIEWS, athena_sources, build_repo, file_sources
 from features.store import (
@@ -149,16 +150,6 @@ def check_window(start: datetime | None, end: datetime | None) -> None:
         raise ValueError(f"--start {start.isoformat()} is not before --end (or now)")
 
 
-def window_days(start: datetime, end: datetime) -> list[str]:
-    """The `dt` partitions a window touches (UTC days, both ends included)."""
-    day, last = start.date(), end.date()
-    days = []
-    while day <= last:
-        days.append(day.isoformat())
-        day += timedelta(days=1)
-    return days
-
-
 def plan_windows(
     client: redis.Redis,
     target: Target,
@@ -184,20 +175,6 @@ def plan_windows(
     return plans
 
 
-def _lake_partitions(offline: LakeOffline, view: str, days: set[str], s3: Any) -> list[str]:
-    """Keys of the view's Parquet files in `days`, relative to the view's prefix."""
-    prefix = f"{offline.prefix}{view}/"
-    found: list[str] = []
-    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=offline.bucket, Prefix=prefix)
-    for page in pages:
-        for item in page.get("Contents", []):
-            relative = item["Key"][len(prefix) :]
-            partition = relative.split("/", 1)[0]
-            if relative.endswith(".parquet") and partition.removeprefix("dt=") in days:
-                found.append(relative)
-    return sorted(found)
-
-
 def locate_partitions(
     views: Sequence[ViewRun], target: Target, scratch: Path, s3: Any, *, copy: bool
 ) -> None:
@@ -217,17 +194,15 @@ def locate_partitions(
                      for p in (offline.root / view.view).glob("dt=*/*.parquet")
                      if p.parent.name.removeprefix("dt=") in days]  # fmt: skip
         else:
-            found = _lake_partitions(offline, view.view, set(days), s3)
+            found = partition_files(s3, offline.bucket, offline.prefix, view.view, set(days))
         view.partitions = sorted({relative.split("/", 1)[0].removeprefix("dt=")
                                   for relative in found})  # fmt: skip
         if not found:
             view.status = "NO_DATA"
         elif copy and isinstance(offline, LakeOffline):
-            for relative in found:
-                path = scratch / "offline" / view.view / relative
-                path.parent.mkdir(parents=True, exist_ok=True)
-                key = f"{offline.prefix}{view.view}/{relative}"
-                s3.download_file(offline.bucket, key, str(path))
+            download_files(
+                s3, offline.bucket, offline.prefix, view.view, found, scratch / "offline"
+            )
 
 
 def open_job_store(target: Target, redis_url: str, scratch: Path) -> Any:

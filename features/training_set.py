@@ -159,34 +159,21 @@ def copy_partitions(
     """Copy each view's `dt=` partitions the labels can reach from S3 to `target/<view>/`."""
     import boto3
 
+    from features.lake import download_files, partition_files, window_days
+
     s3 = s3 or boto3.client("s3", region_name=settings.region)
+    bucket, prefix = settings.data_lake_bucket, settings.offline_prefix
     copied: dict[str, int] = {}
     for view, ttl in ttls.items():
-        days = {
-            day.strftime("%Y-%m-%d")
-            for day in pd.date_range((first - ttl).floor("D"), last.floor("D"), freq="D")
-        }
-        prefix = f"{settings.offline_prefix}{view}/"
-        count = 0
-        pages = s3.get_paginator("list_objects_v2").paginate(
-            Bucket=settings.data_lake_bucket, Prefix=prefix
-        )
-        for page in pages:
-            for item in page.get("Contents", []):
-                relative = item["Key"][len(prefix) :]
-                partition = relative.split("/", 1)[0]
-                if not relative.endswith(".parquet") or partition.removeprefix("dt=") not in days:
-                    continue
-                path = target / view / relative
-                path.parent.mkdir(parents=True, exist_ok=True)
-                s3.download_file(settings.data_lake_bucket, item["Key"], str(path))
-                count += 1
-        if count == 0:
+        days = window_days(first - ttl, last)
+        files = partition_files(s3, bucket, prefix, view, set(days))
+        if not files:
             raise DataError(
-                f"no {view} partitions in s3://{settings.data_lake_bucket}/{prefix} between "
-                f"{min(days)} and {max(days)}: load the feature data before training"
+                f"no {view} partitions in s3://{bucket}/{prefix}{view}/ between "
+                f"{days[0]} and {days[-1]}: load the feature data before training"
             )
-        copied[view] = count
+        download_files(s3, bucket, prefix, view, files, target)
+        copied[view] = len(files)
     return copied
 
 

@@ -26,6 +26,7 @@ TRAINING_SET_ENTRY = "_mlops_training_set.py"
 PLATFORM_DIR = "_mlops_platform"
 PLATFORM_FILES = (
     "features/__init__.py",
+    "features/lake.py",
     "features/requirements.txt",
     "features/store.py",
     "features/training_set.py",
