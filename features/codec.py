@@ -68,6 +68,11 @@ class EntityKeys:
         return prefix, suffix
 
     @property
+    def template(self) -> tuple[bytes, bytes] | None:
+        """(prefix, suffix) around the 8-byte little-endian id, verified against Feast."""
+        return self._template
+
+    @property
     def fast(self) -> bool:
         """Whether keys are spliced (False means one Feast call per key; still exact)."""
         return self._template is not None

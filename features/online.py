@@ -20,17 +20,17 @@ connection string means up to three retries with 1-10 s backoff: seconds per fai
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import redis
-from feast import FeatureService, FeatureView, ValueType
+from feast import Entity, FeatureService, FeatureView
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from features import codec
 from features.materialize import Freshness, read_freshness
+from features.redis_plan import SUPPORTED_VALUE_TYPES, PlanReader, RedisPlan, ViewPlan
 from features.store import redis_client
 
 FeatureSpec = FeatureService | str | Sequence[str]
@@ -38,20 +38,6 @@ FeatureSpec = FeatureService | str | Sequence[str]
 
 class UnknownFeatureError(ValueError):
     """A requested feature, view or feature service does not exist in the registry."""
-
-
-@dataclass(frozen=True)
-class _ViewPlan:
-    ttl: timedelta | None
-    first_field: int
-    outputs: tuple[tuple[str, ValueType], ...]
-
-
-@dataclass(frozen=True)
-class _Plan:
-    join_key: str
-    fields: tuple[bytes, ...]
-    views: tuple[_ViewPlan, ...]
 
 
 class OnlineFeatureReader:
@@ -70,11 +56,11 @@ class OnlineFeatureReader:
         self._client: redis.Redis = redis_client(store, redis_url)
         if timeout is not None:
             _bound_latency(self._client, timeout)
-        self._enforce_ttl = enforce_ttl
-        self._clock = clock or (lambda: datetime.now(UTC))
-        self._plans: dict[tuple[Any, ...], _Plan] = {}
-        self._keys: dict[str, codec.EntityKeys] = {}
-        self._decoder = codec.ValueDecoder()
+        wall = clock or (lambda: datetime.now(UTC))
+        self._reader = PlanReader(
+            self._client, enforce_ttl=enforce_ttl, clock=lambda: wall().timestamp()
+        )
+        self._plans: dict[tuple[Any, ...], RedisPlan] = {}
 
     def refresh(self) -> None:
         """Forget cached registry lookups."""
@@ -93,52 +79,16 @@ class OnlineFeatureReader:
         self, features: FeatureSpec, entity_ids: Sequence[int], *, full_feature_names: bool = False
     ) -> list[dict[str, Any]]:
         """One dict per entity id, in order: the join key and each requested feature."""
-        plan = self._plan(features, full_feature_names)
-        keys = self._entity_keys(plan.join_key).keys(entity_ids)
-        with self._client.pipeline(transaction=False) as pipe:
-            for key in keys:
-                pipe.hmget(key, list(plan.fields))  # type: ignore[arg-type]  # bytes keys are fine
-            replies = pipe.execute()
-        oldest = self._oldest_allowed(plan)
+        plan = self.plan(features, full_feature_names=full_feature_names)
+        outputs = plan.outputs
+        rows = self._reader.read(plan, [int(entity_id) for entity_id in entity_ids])
         return [
-            self._row(plan, int(entity_id), values, oldest)
-            for entity_id, values in zip(entity_ids, replies, strict=True)
+            {plan.join_key: int(entity_id), **dict(zip(outputs, values, strict=True))}
+            for entity_id, values in zip(entity_ids, rows, strict=True)
         ]
 
-    def _oldest_allowed(self, plan: _Plan) -> list[datetime | None]:
-        if not self._enforce_ttl:
-            return [None] * len(plan.views)
-        now = self._clock()
-        return [now - view.ttl if view.ttl else None for view in plan.views]
-
-    def _row(
-        self,
-        plan: _Plan,
-        entity_id: int,
-        values: list[bytes | None],
-        oldest: list[datetime | None],
-    ) -> dict[str, Any]:
-        row: dict[str, Any] = {plan.join_key: entity_id}
-        decode = self._decoder.decode
-        for view, cutoff in zip(plan.views, oldest, strict=True):
-            raw_ts = values[view.first_field]
-            expired = cutoff is not None and (
-                raw_ts is None or codec.decode_timestamp(raw_ts) < cutoff
-            )
-            for offset, (name, value_type) in enumerate(view.outputs, start=1):
-                raw = None if expired else values[view.first_field + offset]
-                row[name] = decode(raw, value_type)
-        return row
-
-    def _entity_keys(self, join_key: str) -> codec.EntityKeys:
-        if join_key not in self._keys:
-            config = self._store.config
-            self._keys[join_key] = codec.EntityKeys(
-                config.project, join_key, config.entity_key_serialization_version
-            )
-        return self._keys[join_key]
-
-    def _plan(self, features: FeatureSpec, full_feature_names: bool) -> _Plan:
+    def plan(self, features: FeatureSpec, *, full_feature_names: bool = False) -> RedisPlan:
+        """Where `features` live in Redis, from the registry (cached; see `refresh`)."""
         spec = (
             features.name
             if isinstance(features, FeatureService)
@@ -148,43 +98,75 @@ class OnlineFeatureReader:
         )
         cache_key = (spec, full_feature_names)
         if cache_key not in self._plans:
-            self._plans[cache_key] = self._build_plan(spec, full_feature_names)
+            self._plans[cache_key] = build_plan(self._store, spec, full_feature_names)
         return self._plans[cache_key]
 
-    def _build_plan(self, spec: str | tuple[str, ...], full_feature_names: bool) -> _Plan:
-        views = {v.name: v for v in self._store.list_feature_views()}
-        if isinstance(spec, str):
-            requested = self._service_refs(spec)
-        else:
-            requested = _parse_refs(spec, views)
-        join_keys = {views[view].entity_columns[0].name for view, _, _ in requested}
-        if len(join_keys) != 1:
-            raise ValueError(f"features must share one single-column entity, got {join_keys}")
-        fields: list[bytes] = []
-        plans: list[_ViewPlan] = []
-        for view_name in dict.fromkeys(view for view, _, _ in requested):
-            view = views[view_name]
-            stored = codec.view_name(view, self._store.config)
-            chosen = [(f, alias) for v, f, alias in requested if v == view_name]
-            dtypes = {f.name: f.dtype.to_value_type() for f in view.features}
-            plans.append(_ViewPlan(_ttl(view), len(fields), tuple(
-                (f"{alias}__{f}" if full_feature_names else f, dtypes[f]) for f, alias in chosen
-            )))  # fmt: skip
-            fields.append(codec.timestamp_field(stored))
-            fields.extend(codec.feature_field(stored, f) for f, _ in chosen)
-        return _Plan(join_keys.pop(), tuple(fields), tuple(plans))
 
-    def _service_refs(self, name: str) -> list[tuple[str, str, str]]:
-        try:
-            service = self._store.get_feature_service(name)
-        except Exception as exc:  # Feast raises its own not-found type per registry backend
-            known = sorted(s.name for s in self._store.list_feature_services())
-            raise UnknownFeatureError(f"unknown feature service {name!r}; known: {known}") from exc
-        return [
-            (projection.name, feature.name, projection.name_to_use())
-            for projection in service.feature_view_projections
-            for feature in projection.features
-        ]
+def build_plan(
+    store: Any, spec: str | tuple[str, ...], full_feature_names: bool = False
+) -> RedisPlan:
+    """The `RedisPlan` of a feature service name or `view:feature` refs, from `store`'s registry.
+
+    Raises UnknownFeatureError for unknown names, ValueError for features the Feast-free reader
+    cannot decode or entities it cannot key (not a single int64 join key)."""
+    views = {v.name: v for v in store.list_feature_views()}
+    requested = _service_refs(store, spec) if isinstance(spec, str) else _parse_refs(spec, views)
+    join_keys = {_join_key(store, views[view]) for view, _, _ in requested}
+    if len(join_keys) != 1:
+        raise ValueError(f"features must share one single-column entity, got {join_keys}")
+    join_key = join_keys.pop()
+    plans: list[ViewPlan] = []
+    for view_name in dict.fromkeys(view for view, _, _ in requested):
+        view = views[view_name]
+        stored = codec.view_name(view, store.config)
+        dtypes = {f.name: f.dtype.to_value_type() for f in view.features}
+        chosen = [(f, alias) for v, f, alias in requested if v == view_name]
+        unsupported = [f for f, _ in chosen if dtypes[f].name not in SUPPORTED_VALUE_TYPES]
+        if unsupported:
+            raise ValueError(
+                f"{view_name}: {unsupported} are not scalar features; online reads support "
+                f"{sorted(SUPPORTED_VALUE_TYPES)}"
+            )
+        ttl = _ttl(view)
+        plans.append(ViewPlan(
+            name=stored,
+            ttl_seconds=ttl.total_seconds() if ttl else None,
+            timestamp_field=codec.timestamp_field(stored),
+            features=tuple(
+                (f"{alias}__{f}" if full_feature_names else f, codec.feature_field(stored, f))
+                for f, alias in chosen
+            ),
+        ))  # fmt: skip
+    keys = codec.EntityKeys(
+        store.config.project, join_key, store.config.entity_key_serialization_version
+    )
+    template = keys.template
+    if template is None:
+        raise ValueError(f"entity key {join_key!r}: Feast's key layout is not an int64 template")
+    return RedisPlan(join_key, template[0], template[1], tuple(plans))
+
+
+def _join_key(store: Any, view: FeatureView) -> str:
+    """The view's join key (registered views list their entity columns; unapplied ones only
+    name their entity)."""
+    if view.entity_columns:
+        return str(view.entity_columns[0].name)
+    if len(view.entities) != 1:
+        raise ValueError(f"{view.name}: online reads need exactly one entity, got {view.entities}")
+    return str(store.get_entity(view.entities[0]).join_key)
+
+
+def _service_refs(store: Any, name: str) -> list[tuple[str, str, str]]:
+    try:
+        service = store.get_feature_service(name)
+    except Exception as exc:  # Feast raises its own not-found type per registry backend
+        known = sorted(s.name for s in store.list_feature_services())
+        raise UnknownFeatureError(f"unknown feature service {name!r}; known: {known}") from exc
+    return [
+        (projection.name, feature.name, projection.name_to_use())
+        for projection in service.feature_view_projections
+        for feature in projection.features
+    ]
 
 
 def _bound_latency(client: redis.Redis, seconds: float) -> None:
@@ -213,3 +195,35 @@ def _parse_refs(refs: Sequence[str], views: dict[str, FeatureView]) -> list[tupl
         )
     parsed = [ref.split(":", 1) for ref in refs]
     return [(view, feature, view) for view, feature in parsed]
+
+
+class DefinitionsCatalog:
+    """The registry `build_plan` reads, straight from the project's Feast definitions.
+
+    Used where no registry has been applied (synth time): the same definitions `feast apply`
+    registers, and the `RepoConfig` settings a plan depends on (project, entity key
+    serialization, view versioning) as `features.store` configures every real store."""
+
+    def __init__(self, project: str) -> None:
+        from features.repo import build_repo, file_sources
+        from features.store import feature_store_config, repo_config
+
+        self._repo = build_repo(file_sources("/unused"))
+        settings = feature_store_config("local", project=project, registry_path="/unused")
+        self.config = repo_config(settings, "/unused")
+
+    def list_feature_views(self) -> list[FeatureView]:
+        return list(self._repo.views)
+
+    def list_feature_services(self) -> list[FeatureService]:
+        return [self._repo.service]
+
+    def get_entity(self, name: str) -> Entity:
+        if name != self._repo.entity.name:
+            raise KeyError(name)
+        return self._repo.entity
+
+    def get_feature_service(self, name: str) -> FeatureService:
+        if name != self._repo.service.name:
+            raise KeyError(name)
+        return self._repo.service
