@@ -21,6 +21,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from mlops.config_serving import ServingConfig
+
 ENVIRONMENT_NAMES = ("local", "dev", "prod")
 EnvironmentName = Literal["local", "dev", "prod"]
 
@@ -248,6 +250,7 @@ class EnvironmentConfig(_Strict):
     network: NetworkConfig
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     feature_store: FeatureStoreConfig = Field(default_factory=FeatureStoreConfig)
+    serving: ServingConfig = Field(default_factory=ServingConfig)
     tags: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("region")
