@@ -10,7 +10,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,10 +22,10 @@ import pytest
 import yaml
 
 from pipelines import sample_data as sd
+from pipelines.sample_model import SAMPLES, hyperparameter_argv, pack_model, run_script
 
 pytestmark = pytest.mark.integration
 
-SAMPLES = Path(__file__).resolve().parents[2] / "pipelines" / "samples"
 BUNDLES = ["credit_risk", "credit_risk_sklearn"]
 
 
@@ -45,26 +44,6 @@ def frame_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     frame = sd.training_frame(sd.generate(n_customers=2_000, seed=7))
     sd.write_frame(frame, out / "part-0.parquet")
     return out
-
-
-def run_script(code: Path, script: str, argv: list[str], env: dict[str, str]) -> str:
-    """One job: the bundle's script as SageMaker starts it, from the code dir, no project path."""
-    clean = {k: v for k, v in os.environ.items() if k != "PYTHONPATH" and not k.startswith("SM_")}
-    done = subprocess.run(
-        [sys.executable, script, *argv],
-        cwd=code,
-        env={**clean, **env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, f"{script} failed:\n{done.stdout}\n{done.stderr}"
-    return done.stdout
-
-
-def hyperparameter_argv(hyperparameters: dict[str, Any]) -> list[str]:
-    return [item for k, v in hyperparameters.items() for item in (f"--{k}", str(v))]
 
 
 @pytest.fixture(scope="module", params=BUNDLES)
@@ -93,11 +72,7 @@ def bundle_run(
         "SM_HPS": json.dumps(hyperparameters),
     }
     log = run_script(code, entry["training"], hyperparameter_argv(hyperparameters), training_env)
-    artifact = root / "artifact"
-    artifact.mkdir()
-    with tarfile.open(artifact / "model.tar.gz", "w:gz") as tar:
-        for path in sorted((root / "model").iterdir()):
-            tar.add(path, arcname=path.name)
+    artifact = pack_model(root / "model", root / "artifact" / "model.tar.gz").parent
     report_dir = root / "processing" / "evaluation"
     evaluation_argv = ["--model-dir", str(artifact), "--test-dir", str(split / "test")]
     evaluation_argv += ["--train-dir", str(split / "train"), "--output-dir", str(report_dir)]
