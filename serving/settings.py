@@ -1,0 +1,88 @@
+"""Runtime settings of the serving app: environment variables `MLOPS_SERVING_<FIELD>`.
+
+Read once by `settings_from_env()` when an app is built (never at import), so the Lambda handler,
+the uvicorn factory and the tests configure the same app the same way. Where each value comes
+from on AWS: the serving stack sets them on the function / pod (docs/serving.md).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ServingSettings(BaseSettings):
+    """Everything the app needs besides the models themselves."""
+
+    model_config = SettingsConfigDict(env_prefix="MLOPS_SERVING_", extra="ignore", frozen=True)
+
+    spec: str | None = Field(
+        default=None,
+        description="The serving spec as JSON (models, their feature plans); see serving.spec.",
+    )
+    spec_file: str | None = Field(default=None, description="...or a file holding it.")
+
+    redis_url: str | None = Field(
+        default=None, description="redis:// or rediss:// URL (local runs, tests, tunnels)."
+    )
+    redis_host: str | None = Field(default=None, description="ElastiCache primary endpoint.")
+    redis_port: int = Field(default=6379, ge=1, le=65535)
+    redis_tls: bool = True
+    redis_secret_arn: str | None = Field(
+        default=None, description="Secrets Manager secret holding the Redis AUTH token."
+    )
+    redis_timeout_ms: int = Field(default=20, ge=1, le=5_000)
+
+    model_source: Literal["registry", "directory"] = Field(
+        default="registry",
+        description="'registry': each model's champion is the newest Approved package of its "
+        "SageMaker model package group; 'directory': <model_dir>/<model>/ holds model.onnx and "
+        "signature.json (benchmarks, tests, bring-your-own).",
+    )
+    model_dir: str | None = None
+    model_cache_dir: str = Field(
+        default="/tmp/mlops-models", description="Where downloaded artifacts are unpacked."
+    )
+    refresh_seconds: int = Field(
+        default=30, ge=0, description="Champion check interval; 0 disables the background check."
+    )
+    max_batch_size: int = Field(default=100, ge=1, le=10_000)
+
+    prediction_log_stream: str | None = Field(
+        default=None, description="Kinesis Data Firehose delivery stream for prediction logs."
+    )
+    prediction_log_file: str | None = Field(
+        default=None, description="...or a JSON-lines file (local runs)."
+    )
+    prediction_log_queue: int = Field(
+        default=10_000, ge=1, description="Records buffered before new ones are dropped."
+    )
+
+    region: str | None = Field(default=None, description="Default: the SDK's (AWS_REGION).")
+    endpoint_url: str | None = Field(
+        default=None, description="AWS endpoint override (the local engine, LocalStack)."
+    )
+
+    @model_validator(mode="after")
+    def _complete(self) -> ServingSettings:
+        if (self.spec is None) == (self.spec_file is None):
+            raise ValueError("set exactly one of MLOPS_SERVING_SPEC and MLOPS_SERVING_SPEC_FILE")
+        if (self.redis_url is None) == (self.redis_host is None):
+            raise ValueError(
+                "set exactly one of MLOPS_SERVING_REDIS_URL and MLOPS_SERVING_REDIS_HOST"
+            )
+        if self.model_source == "directory" and not self.model_dir:
+            raise ValueError("MLOPS_SERVING_MODEL_SOURCE=directory needs MLOPS_SERVING_MODEL_DIR")
+        if self.prediction_log_stream and self.prediction_log_file:
+            raise ValueError(
+                "set at most one of MLOPS_SERVING_PREDICTION_LOG_STREAM and _PREDICTION_LOG_FILE"
+            )
+        return self
+
+
+def settings_from_env() -> ServingSettings:
+    """The settings from the process environment (raises pydantic's ValidationError, which
+    names every bad variable)."""
+    return ServingSettings()
