@@ -7,7 +7,8 @@ from typing import Any, cast
 
 import pytest
 
-from features.online import OnlineFeatureReader, UnknownFeatureError
+from features.online import DefinitionsCatalog, OnlineFeatureReader, UnknownFeatureError, build_plan
+from features.redis_plan import RedisPlan
 from features.repo import SERVICE_NAME, TTLS
 from pipelines import sample_data as sd
 from tests.integration.features.conftest import (
@@ -120,3 +121,32 @@ def test_one_pipelined_command_per_entity(
 
     # 100 HMGETs (both views share an entity's hash) plus this client's own INFO call.
     assert after - before == 101
+
+
+def test_plans_from_the_definitions_equal_plans_from_the_applied_registry(
+    feature_env: FeatureEnv, exact: OnlineFeatureReader
+) -> None:
+    """What the serving stack computes at synth (no registry) is what the registry yields."""
+    project = feature_env.store.config.project
+    from_definitions = build_plan(DefinitionsCatalog(project), SERVICE_NAME)
+    assert from_definitions == exact.plan(SERVICE_NAME)
+    assert RedisPlan.from_dict(from_definitions.to_dict()) == from_definitions
+    assert from_definitions.outputs == list(sd.FEATURES)
+
+
+def test_plans_refuse_features_the_feast_free_reader_cannot_decode(
+    feature_env: FeatureEnv,
+) -> None:
+    from feast import FeatureView, Field
+    from feast.types import Array, Float64
+
+    catalog = DefinitionsCatalog(feature_env.store.config.project)
+    profile = catalog.list_feature_views()[0]
+    listy = FeatureView(
+        name=profile.name, entities=[catalog.get_entity(profile.entities[0])], ttl=profile.ttl,
+        source=profile.batch_source,
+        schema=[Field(name="history", dtype=Array(Float64))],
+    )  # fmt: skip
+    catalog.list_feature_views = lambda: [listy]  # type: ignore[method-assign]
+    with pytest.raises(ValueError, match=r"\['history'\] are not scalar features"):
+        build_plan(catalog, (f"{profile.name}:history",))
