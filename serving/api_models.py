@@ -94,6 +94,11 @@ class ModelInfo(BaseModel):
     features: list[str] = Field(description="The model's inputs, in tensor order.")
     request_features: list[str]
     signature: dict[str, Any]
+    champion_rejected: str | None = Field(
+        default=None,
+        description="Set when the registry's current champion failed its checks; this (older) "
+        "version keeps serving until a servable one is approved.",
+    )
 
 
 class ModelsResponse(BaseModel):

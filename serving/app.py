@@ -134,9 +134,13 @@ def create_app(runtime: ServingRuntime, *, manage_runtime: bool = True) -> FastA
     @app.get("/v1/models", tags=["models"], response_model=m.ModelsResponse)
     async def list_models() -> Response:
         """Every served model's version and signature; configured models not served, and why."""
-        infos = [model_info(runtime.spec.models[n], x) for n, x in runtime.manager.loaded.items()]
+        rejected = runtime.manager.rejected
+        infos = [
+            model_info(runtime.spec.models[name], model, rejected.get(name))
+            for name, model in runtime.manager.loaded.items()
+        ]
         unavailable = {
-            name: runtime.manager.rejected.get(name, "no approved version")
+            name: rejected.get(name, "no approved version")
             for name in runtime.spec.models
             if runtime.manager.get(name) is None
         }
@@ -150,7 +154,8 @@ def create_app(runtime: ServingRuntime, *, manage_runtime: bool = True) -> FastA
     )
     async def get_model(model: str) -> Response:
         """The served version, when it was loaded, its inputs and signature."""
-        return _json(model_info(*served(model)))
+        spec, loaded = served(model)
+        return _json(model_info(spec, loaded, runtime.manager.rejected.get(model)))
 
     @app.post(
         "/v1/models/{model}/predict",
@@ -277,8 +282,9 @@ def jsonable_errors(errors: Any) -> list[dict[str, Any]]:
     ]
 
 
-def model_info(spec: ModelSpec, model: LoadedModel) -> dict[str, Any]:
+def model_info(spec: ModelSpec, model: LoadedModel, rejected: str | None = None) -> dict[str, Any]:
     return {
+        "champion_rejected": rejected,
         "name": model.name,
         "version": model.version,
         "package_arn": model.package_arn,

@@ -49,7 +49,8 @@ class ModelManager:
 
     @property
     def rejected(self) -> dict[str, str]:
-        """Model -> why its newest version is not served (load failures)."""
+        """Model -> why its current champion is not served (a load failure); the previous
+        version, if any, is still serving."""
         return {model: reason for (model, _), reason in self._rejected.items()}
 
     def refresh(self) -> RefreshResult:
@@ -66,6 +67,7 @@ class ModelManager:
             result.missing.append(name)
             return
         if current is not None and current.version == ref.version:
+            self._forget_rejections(name)
             result.unchanged.append(name)
             return
         if (name, ref.version) in self._rejected:
@@ -79,6 +81,7 @@ class ModelManager:
             logger.error("model %s version %s not served: %s", name, ref.version, exc)
             return
         self._models = {**self._models, name: model}
+        self._forget_rejections(name)
         result.loaded[name] = ref.version
         logger.info(
             "serving %s version %s (was %s), loaded in %.0f ms",
@@ -87,6 +90,10 @@ class ModelManager:
             current.version if current else None,
             model.load_seconds * 1000,
         )
+
+    def _forget_rejections(self, name: str) -> None:
+        """Only the champion's own rejection is news; older ones are superseded."""
+        self._rejected = {key: why for key, why in self._rejected.items() if key[0] != name}
 
     def _load(self, ref: ChampionRef, spec: ModelSpec) -> LoadedModel:
         directory = self._source.fetch(ref)
