@@ -81,6 +81,15 @@ class EksServing(_Strict):
         description="'existing': an IAM role in the cluster's aws-auth / access entries that "
         "CDK uses to apply the manifests.",
     )
+    oidc_provider_arn: str | None = Field(
+        default=None,
+        description="'existing': the cluster's IAM OIDC provider, which the pods' role trusts.",
+    )
+    cluster_security_group_id: str | None = Field(
+        default=None,
+        description="'existing': the cluster security group (kubectl handler in the VPC when "
+        "the API endpoint is private; Redis is opened to it).",
+    )
     namespace: str = Field(default="mlops-serving", pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
     image: str | None = Field(
         default=None,
@@ -100,8 +109,14 @@ class EksServing(_Strict):
             return self
         if self.image is None:
             raise ValueError(f"serving.eks.image is required when mode is {self.mode!r}")
-        if self.mode == "existing" and (self.cluster_name is None or self.kubectl_role_arn is None):
-            raise ValueError("serving.eks mode 'existing' needs cluster_name and kubectl_role_arn")
+        needed = {
+            "cluster_name": self.cluster_name,
+            "kubectl_role_arn": self.kubectl_role_arn,
+            "oidc_provider_arn": self.oidc_provider_arn,
+        }
+        missing = [name for name, value in needed.items() if value is None]
+        if self.mode == "existing" and missing:
+            raise ValueError(f"serving.eks mode 'existing' needs {', '.join(missing)}")
         if self.max_replicas < self.min_replicas:
             raise ValueError("serving.eks.max_replicas is below min_replicas")
         return self
