@@ -36,6 +36,11 @@ from stacks.constructs.retention import retention
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LAMBDA_PLATFORM = "manylinux2014_x86_64"
+# Lambda's Python 3.12+ runtimes run on Amazon Linux 2023 (glibc 2.34), so wheels tagged up to
+# manylinux_2_34 run there. pip does not widen a manylinux_2_x tag to older ones (only
+# manylinux2014/2010 are widened), so every accepted tag is listed; onnxruntime 1.31 publishes
+# manylinux_2_28 wheels only.
+LAMBDA_PLATFORMS = (LAMBDA_PLATFORM, "manylinux_2_28_x86_64", "manylinux_2_34_x86_64")
 _SKIP_PARTS = {"__pycache__", "tests", ".mypy_cache", ".pytest_cache"}
 _RUNTIMES = {
     "3.12": lambda_.Runtime.PYTHON_3_12,
@@ -100,7 +105,7 @@ def _source_files(source: LambdaSource) -> Iterator[Path]:
 def bundle_hash(source: LambdaSource, python_version: str, dependencies: DependencyMode) -> str:
     """A hash of everything that determines the bundle's content."""
     digest = hashlib.sha256()
-    digest.update(f"{python_version}|{LAMBDA_PLATFORM}|{dependencies}|".encode())
+    digest.update(f"{python_version}|{','.join(LAMBDA_PLATFORMS)}|{dependencies}|".encode())
     for relative in _source_files(source):
         digest.update(str(relative).encode() + b"\0" + (REPO_ROOT / relative).read_bytes())
     if source.requirements and dependencies == "vendored":
@@ -124,7 +129,8 @@ def _pip_install(requirements: Path, output_dir: Path, python_version: str) -> N
     command = [
         sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
         "--no-compile", "--requirement", str(requirements), "--target", str(output_dir),
-        "--platform", LAMBDA_PLATFORM, "--implementation", "cp",
+        *(arg for platform in LAMBDA_PLATFORMS for arg in ("--platform", platform)),
+        "--implementation", "cp",
         "--python-version", python_version, "--only-binary=:all:",
     ]  # fmt: skip
     result = subprocess.run(command, capture_output=True, text=True, check=False)
