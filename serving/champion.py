@@ -7,7 +7,7 @@
 take an endpoint URL).
 
 `DirectoryChampion`: `<root>/<model>/model.onnx` + `signature.json` on disk, versioned by the
-ONNX file's content hash so replacing the files is a new version (benchmarks, tests,
+hash of both files' content so replacing either is a new version (benchmarks, tests,
 bring-your-own-model).
 """
 
@@ -116,7 +116,8 @@ class DirectoryChampion:
         onnx = directory / ONNX_FILE
         if not onnx.is_file() or not (directory / SIGNATURE_FILE).is_file():
             return None
-        digest = hashlib.sha256(onnx.read_bytes()).hexdigest()[:12]
+        content = onnx.read_bytes() + b"\0" + (directory / SIGNATURE_FILE).read_bytes()
+        digest = hashlib.sha256(content).hexdigest()[:12]
         return ChampionRef(model, f"sha256-{digest}", None, str(directory))
 
     def fetch(self, ref: ChampionRef) -> Path:

@@ -57,7 +57,12 @@ def _clean(errors: list[Any], prefix: list[str | int]) -> list[dict[str, Any]]:
 
 
 def _json_safe(value: Any) -> Any:
+    """`value` as orjson can write it: non-finite floats, bytes and out-of-range ints as text."""
     if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**64:
         return str(value)
     if isinstance(value, dict):
         return {str(k): _json_safe(v) for k, v in value.items()}
@@ -169,6 +174,8 @@ async def score_items(
     """One result per item: `score` + `missing_features`, or an `entity_not_found` error.
 
     Raises FeatureStoreUnavailable when Redis does not answer."""
+    if not items:
+        return []
     ids = [item.entity_id for item in items]
     stored = await runtime.fetch(spec.plan, ids)
     matrix = model.assemble(stored, [item.request_features for item in items])

@@ -63,7 +63,8 @@ def _chunks(lines: Sequence[bytes]) -> list[Sequence[bytes]]:
     out: list[Sequence[bytes]] = []
     start = size = 0
     for index, line in enumerate(lines):
-        if index - start == FIREHOSE_MAX_RECORDS or size + len(line) > FIREHOSE_MAX_BYTES:
+        full = index - start == FIREHOSE_MAX_RECORDS or size + len(line) > FIREHOSE_MAX_BYTES
+        if index > start and full:
             out.append(lines[start:index])
             start, size = index, 0
         size += len(line)
