@@ -21,6 +21,7 @@ from typing import Any
 
 from localaws import (
     events,
+    firehose_delivery,
     lambda_runtime,
     s3_secure_transport,
     sagemaker_jobs,
@@ -42,6 +43,7 @@ _EXTENSIONS = (
     lambda_runtime,
     events,
     s3_secure_transport,
+    firehose_delivery,
 )
 
 

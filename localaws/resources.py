@@ -22,9 +22,11 @@ handler here does, mostly through the emulator's AWS API.
     AWS::Lambda::Function                       engine  CreateFunction: code from S3Bucket/S3Key or
                                                         ZipFile, layers known to the emulator,
                                                         architectures, tracing, tags
-    AWS::Lambda::Permission/Version/
-      LayerVersion/EventSourceMapping           moto
-    AWS::Lambda::Alias/EventInvokeConfig/Url    engine
+    AWS::Lambda::Permission/LayerVersion/
+      EventSourceMapping                        moto
+    AWS::Lambda::Alias/EventInvokeConfig/Url    engine  an alias's provisioned concurrency is not
+                                                        emulated (moto has no such API)
+    AWS::Lambda::Version                        engine  PublishVersion (Ref: the version's ARN)
     AWS::StepFunctions::StateMachine            engine  DefinitionString or Definition, with
                                                         DefinitionSubstitutions; type, logging
     AWS::Events::Rule/EventBus/Archive          moto    rule targets included
@@ -38,6 +40,10 @@ handler here does, mostly through the emulator's AWS API.
     AWS::CloudWatch::Alarm                      engine  PutMetricAlarm
     AWS::CloudWatch::Dashboard,
       AWS::Logs::LogGroup                       moto
+    AWS::Logs::LogStream                        engine  CreateLogStream
+    AWS::KinesisFirehose::DeliveryStream        engine  in moto's Firehose; S3 destinations only,
+                                                        delivered as AWS does by
+                                                        localaws.firehose_delivery
     AWS::EC2::VPC/Subnet/RouteTable/Route/
       SubnetRouteTableAssociation/
       InternetGateway/VPCGatewayAttachment/
@@ -147,7 +153,7 @@ def handler(*resource_types: str) -> Callable[[Handler], Handler]:
 
 def _load_handlers() -> None:
     # Handler modules register themselves on import.
-    from localaws import cfn_handlers_core, cfn_handlers_platform  # noqa: F401
+    from localaws import cfn_handlers_core, cfn_handlers_platform, cfn_handlers_serving  # noqa: F401
 
 
 def moto_types() -> Mapping[str, Any]:

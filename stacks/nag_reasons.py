@@ -190,3 +190,112 @@ def suppress_materialization_findings(
     grants = [entry for entry in _GRANT_WILDCARDS if entry[0] != _ANY_RESOURCE]
     _suppress_wildcards(job_role, [*grants, *_MATERIALIZATION_JOB_WILDCARDS])
     _suppress_wildcards(state_machine_role, [*_GRANT_WILDCARDS, _MATERIALIZATION_JOB_NAMES])
+
+
+def suppress_prediction_log_findings(stream: IConstruct) -> None:
+    """The prediction-log stream's two roles (CDK's Firehose L2): the service role may use the
+    data key for the stream's server-side encryption, the destination role may write the log
+    bucket with it. Only CDK's grant shapes are accepted; they have no `Resource::*`."""
+    _suppress_wildcards(stream, [entry for entry in _GRANT_WILDCARDS if entry[0] != _ANY_RESOURCE])
+
+
+_SERVING_FUNCTION_WILDCARDS: tuple[tuple[str, str], ...] = (
+    (_ANY_RESOURCE,
+     "Actions without resource-level permissions: X-Ray PutTraceSegments/PutTelemetryRecords "
+     "(active tracing) and the EC2 network-interface actions Lambda needs to attach a function "
+     "to the VPC (Create/Describe/DeleteNetworkInterface, Assign/UnassignPrivateIpAddresses), "
+     "the statement AWSLambdaVPCAccessExecutionRole grants."),
+    (r"^Resource::arn:(aws|<AWS::Partition>):sagemaker:[a-z0-9-]+:(<AWS::AccountId>|\d{12}):"
+     r"model-package/[A-Za-z0-9-]+/\*$",
+     "DescribeModelPackage on the versions of one served model's package group (SageMaker "
+     "numbers them as they are registered); one entry per configured model."),
+    (r"^Resource::<Artifacts[A-Za-z0-9]*\.Arn>/runs/\*/model\.tar\.gz$",
+     "GetObject on the training jobs' model archives only (runs/<run id>/.../model.tar.gz in "
+     "the artifacts bucket); run ids are created per training run."),
+)  # fmt: skip
+
+
+def suppress_serving_function_findings(function_role: IConstruct) -> None:
+    """The serving function's execution role: the listed wildcard shapes only."""
+    _suppress_wildcards(function_role, _SERVING_FUNCTION_WILDCARDS)
+
+
+# The serving app on EKS (stacks/constructs/serving_eks.py). Every finding below is on a
+# resource aws-eks generates (cluster, node group, handler functions and their providers);
+# the pods' own role is not covered: its statements come from the caller, who justifies them.
+_EKS_MANAGED_POLICY = r"^Policy::arn:<AWS::Partition>:iam::aws:policy/"
+_EKS_MANAGED_POLICIES: tuple[tuple[str, str], ...] = (
+    (_EKS_MANAGED_POLICY + r"AmazonEKSClusterPolicy$",
+     "The EKS cluster's service role: EKS documents this AWS managed policy as the control "
+     "plane's required permissions, and AWS extends it as EKS features need."),
+    (_EKS_MANAGED_POLICY + r"(AmazonEKSWorkerNodePolicy|AmazonEKS_CNI_Policy|"
+     r"AmazonEC2ContainerRegistryReadOnly)$",
+     "The managed node group's role: the three policies EKS requires for nodes to join the "
+     "cluster, for the VPC CNI to assign pod addresses and to pull images from ECR."),
+    (_EKS_MANAGED_POLICY + r"service-role/AWSLambda(Basic|VPCAccess)ExecutionRole$",
+     "aws-eks's handler functions (cluster resource, kubectl) write their own logs and the "
+     "kubectl handler attaches to the VPC to reach the private API endpoint; aws-eks creates "
+     "these roles and offers no way to replace the policies."),
+    (_EKS_MANAGED_POLICY + r"AmazonEC2ContainerRegistryPullOnly$",
+     "aws-eks's kubectl handler may pull Helm charts from ECR (OCI); read-only, set by aws-eks."),
+    (r'^Policy::\{"Fn::If":\["[A-Za-z0-9]*HasEcrPublic[A-Za-z0-9]*",.*'
+     r"AmazonElasticContainerRegistryPublicReadOnly.*$",
+     "aws-eks's kubectl handler: ECR Public read access, attached only in partitions that "
+     "have ECR Public (a CloudFormation condition); set by aws-eks."),
+)  # fmt: skip
+_EKS_CREATION_ROLE_WILDCARDS: tuple[tuple[str, str], ...] = (
+    (r"^Resource::arn:(aws|<AWS::Partition>):eks:([a-z0-9-]+|<AWS::Region>):"
+     r"(\d{12}|<AWS::AccountId>):(cluster|fargateprofile)/[A-Za-z0-9_-]+/\*$",
+     "The cluster-creation role of aws-eks: updates and Fargate profiles of this one cluster "
+     "(named by EKS at run time)."),
+    (_ANY_RESOURCE,
+     "The cluster-creation role of aws-eks: EC2 Describe* (validating the VPC), "
+     "iam:CreateServiceLinkedRole (EKS's service-linked role) and iam:GetRole / "
+     "ListAttachedRolePolicies, as aws-eks generates them; the role is assumable only by "
+     "aws-eks's cluster handler."),
+)  # fmt: skip
+_EKS_PROVIDER_FINDINGS = (
+    ("AwsSolutions-L1",
+     "aws-eks's handler and provider-framework functions: aws-cdk-lib 2.231 chooses their "
+     "runtimes (not configurable); they move forward with aws-cdk-lib upgrades."),
+    ("AwsSolutions-SF1",
+     "The custom-resource provider framework's waiter state machine (aws-eks polls cluster "
+     "creation with it); aws-eks exposes no logging settings for it."),
+    ("AwsSolutions-SF2",
+     "The custom-resource provider framework's waiter state machine; aws-eks exposes no "
+     "tracing settings for it."),
+)  # fmt: skip
+_EKS_PROVIDER_WILDCARDS: tuple[tuple[str, str], ...] = (
+    (r"^Resource::<[A-Za-z0-9]+\.Arn>:\*$",
+     "The provider framework invokes versions of its own handler functions (CDK grantInvoke)."),
+)  # fmt: skip
+
+
+def suppress_serving_eks_findings(
+    serving: IConstruct, *, admin_role: IConstruct | None, providers: tuple[IConstruct, ...]
+) -> None:
+    """aws-eks's accepted findings under `serving` (the ServingOnEks construct), its
+    cluster-creation role (`admin_role`, mode 'create') and its provider nested stacks."""
+    for scope in [serving, *providers]:
+        _suppress_matching(scope, "AwsSolutions-IAM4", _EKS_MANAGED_POLICIES)
+    if admin_role is not None:
+        _suppress_wildcards(admin_role, _EKS_CREATION_ROLE_WILDCARDS)
+    for provider in providers:
+        _suppress_wildcards(provider, _EKS_PROVIDER_WILDCARDS)
+        NagSuppressions.add_resource_suppressions(
+            provider,
+            [NagPackSuppression(id=rule, reason=reason) for rule, reason in _EKS_PROVIDER_FINDINGS],
+            apply_to_children=True,
+        )
+
+
+def _suppress_matching(
+    construct: IConstruct, rule: str, patterns: Iterable[tuple[str, str]]
+) -> None:
+    for pattern, reason in patterns:
+        NagSuppressions.add_resource_suppressions(
+            construct,
+            [NagPackSuppression(id=rule, reason=reason,
+                                applies_to=[RegexAppliesTo(regex=f"/{pattern}/")])],
+            apply_to_children=True,
+        )  # fmt: skip

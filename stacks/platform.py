@@ -22,6 +22,7 @@ from mlops.config import (
 from stacks.feature_store import FeatureStoreStack
 from stacks.network import NetworkStack
 from stacks.security import SecurityStack
+from stacks.serving import ServingStack
 from stacks.training import TrainingStack
 
 
@@ -31,9 +32,10 @@ class PlatformStacks:
     network: NetworkStack
     training: TrainingStack
     feature_store: FeatureStoreStack
+    serving: ServingStack
 
     def all(self) -> list[Stack]:
-        return [self.security, self.network, self.training, self.feature_store]
+        return [self.security, self.network, self.training, self.feature_store, self.serving]
 
 
 def build_platform(
@@ -85,8 +87,25 @@ def build_platform(
         description=f"{project} ({env_name}): model-code upload → Step Functions → registry",
         **common,
     )
+    serving = ServingStack(
+        scope,
+        f"{prefix}-serving",
+        env_config=env_config,
+        vpc=network.vpc,
+        data_key=security.data_key,
+        access_logs=security.access_logs,
+        online=feature_store.online,
+        artifacts_bucket=training.artifacts_bucket,
+        alarm_topic=training.topic,
+        description=f"{project} ({env_name}): model proxy (Lambda) and prediction logs",
+        **common,
+    )
     stacks = PlatformStacks(
-        security=security, network=network, training=training, feature_store=feature_store
+        security=security,
+        network=network,
+        training=training,
+        feature_store=feature_store,
+        serving=serving,
     )
     for stack in stacks.all():
         Tags.of(stack).add("project", project)

@@ -1,0 +1,220 @@
+"""The model proxy on Lambda: the serving app under Mangum, behind an IAM-authenticated URL.
+
+Callers invoke the `live` alias through its Function URL (`AuthType AWS_IAM`: requests are
+SigV4-signed and need `lambda:InvokeFunctionUrl` on the alias), so a new deployment moves the
+alias, and provisioned concurrency -- when configured -- warms the version the alias points at.
+
+At runtime the function reads features from the online store (in the VPC's private subnets,
+carrying the store's consumers security group), finds each model's champion in the SageMaker
+model registry (the newest Approved package of the model's group), downloads its model.tar.gz
+from the training stack's artifacts bucket, and ships prediction logs to Firehose. Its role may
+do exactly that: the listed groups, `runs/*/model.tar.gz` objects, the Redis AUTH secret and one
+delivery stream.
+
+Alarms watch the alias: error rate (errors / invocations, in %), p99 duration and throttles.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from aws_cdk import Duration, Stack
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from mlops.config_serving import ServingConfig
+from stacks.constructs.online_store import OnlineFeatureStore
+from stacks.constructs.prediction_log import PredictionLog
+from stacks.constructs.python_function import DependencyMode, LambdaSource, PythonFunction
+
+SOURCE = LambdaSource(
+    handler="serving.lambda_handler.handler",
+    include=("serving", "features/redis_plan.py", "features/store.py"),
+    requirements="serving/requirements.txt",
+)
+ALIAS = "live"
+MODEL_CACHE_DIR = "/tmp/mlops-models"  # noqa: S108 - Lambda's only writable path
+MODEL_ARTIFACTS = "runs/*/model.tar.gz"  # SageMaker: <S3OutputPath>/<job>/output/model.tar.gz
+# Lambda caps a function's environment at 4 KB (names and values); the rest needs ~1 KB.
+SPEC_LIMIT_BYTES = 3 * 1024
+_FIVE_MINUTES = Duration.minutes(5)
+
+
+class ServingSpecTooLarge(ValueError):
+    """The serving spec does not fit in the function's environment."""
+
+
+class ServingFunction(Construct):
+    """The function, its `live` alias with the Function URL, and the alias's alarms.
+
+    Contract: `function` runs `serving.lambda_handler.handler` with the MLOPS_SERVING_*
+    settings (serving/settings.py); `alias` is what callers and alarms address; `url` is the
+    alias's Function URL; `alarms()` returns the alarms without actions (the stack adds them).
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: ServingConfig,
+        spec: str,
+        python_version: str,
+        dependencies: DependencyMode,
+        log_retention_days: int,
+        data_key: kms.IKey,
+        vpc: ec2.IVpc,
+        online: OnlineFeatureStore,
+        artifacts_bucket: s3.IBucket,
+        prediction_log: PredictionLog,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        check_spec_size(spec)
+        settings = config.lambda_
+        self.security_group = ec2.SecurityGroup(
+            self, "SecurityGroup", vpc=vpc, allow_all_outbound=False,
+            description="Serving function: HTTPS to AWS endpoints (Redis via consumers group)",
+        )  # fmt: skip
+        self.security_group.add_egress_rule(
+            ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "HTTPS to AWS endpoints"
+        )
+        self.python_function = PythonFunction(
+            self, "Proxy", source=SOURCE, python_version=python_version,
+            dependencies=dependencies, log_retention_days=log_retention_days, log_key=data_key,
+            description="model proxy: online features + ONNX Runtime (FastAPI under Mangum)",
+            timeout=Duration.seconds(settings.timeout_seconds), memory_size=settings.memory_mb,
+            environment=_environment(config, spec, online, prediction_log, Stack.of(self).region),
+            vpc=vpc, security_groups=[online.consumers, self.security_group],
+            reserved_concurrent_executions=settings.reserved_concurrency,
+        )  # fmt: skip
+        self.function = self.python_function.function
+        self.role = self.python_function.role
+        self._grant(config, data_key, online, artifacts_bucket, prediction_log)
+        self.alias = lambda_.Alias(
+            self, "Live", alias_name=ALIAS, version=self.function.current_version,
+            description="What callers invoke; moved by each deployment",
+            provisioned_concurrent_executions=settings.provisioned_concurrency or None,
+        )  # fmt: skip
+        self.url = self.alias.add_function_url(auth_type=lambda_.FunctionUrlAuthType.AWS_IAM)
+        self._alarms = self._create_alarms(config)
+
+    def _grant(
+        self,
+        config: ServingConfig,
+        data_key: kms.IKey,
+        online: OnlineFeatureStore,
+        artifacts_bucket: s3.IBucket,
+        prediction_log: PredictionLog,
+    ) -> None:
+        """Explicit statements, not `secret.grant_read(...)`: a grant on another stack's secret
+        would edit that stack's resource policy and make the two stacks depend on each other."""
+        for statement in (
+            *registry_statements(Stack.of(self), config.models),
+            iam.PolicyStatement(
+                actions=["s3:GetObject"],
+                resources=[artifacts_bucket.arn_for_objects(MODEL_ARTIFACTS)],
+            ),
+            iam.PolicyStatement(
+                actions=["secretsmanager:GetSecretValue"],
+                resources=[online.auth_secret.secret_arn],
+            ),
+            iam.PolicyStatement(actions=["kms:Decrypt"], resources=[data_key.key_arn]),
+        ):
+            self.role.add_to_principal_policy(statement)
+        prediction_log.grant_put(self.role)
+
+    def alarms(self) -> list[cloudwatch.Alarm]:
+        return list(self._alarms)
+
+    def _create_alarms(self, config: ServingConfig) -> list[cloudwatch.Alarm]:
+        settings = config.lambda_
+        alias = self.alias
+        error_rate = cloudwatch.MathExpression(
+            expression="IF(invocations > 0, 100 * errors / invocations, 0)",
+            using_metrics={
+                "errors": alias.metric_errors(period=_FIVE_MINUTES, statistic="Sum"),
+                "invocations": alias.metric_invocations(period=_FIVE_MINUTES, statistic="Sum"),
+            },
+            label="Error rate (%)",
+            period=_FIVE_MINUTES,
+        )
+        above = cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD
+        quiet = cloudwatch.TreatMissingData.NOT_BREACHING
+        return [
+            error_rate.create_alarm(
+                self, "ErrorRate", threshold=settings.error_rate_alarm_percent,
+                evaluation_periods=1, comparison_operator=above, treat_missing_data=quiet,
+                alarm_description=f"Serving: more than {settings.error_rate_alarm_percent} % "
+                "of invocations failed in 5 minutes",
+            ),
+            alias.metric_duration(period=_FIVE_MINUTES, statistic="p99").create_alarm(
+                self, "LatencyP99", threshold=settings.p99_latency_alarm_ms,
+                evaluation_periods=3, datapoints_to_alarm=2, comparison_operator=above,
+                treat_missing_data=quiet,
+                alarm_description=f"Serving: p99 duration above {settings.p99_latency_alarm_ms}"
+                " ms in 2 of 3 five-minute periods",
+            ),
+            alias.metric_throttles(period=_FIVE_MINUTES, statistic="Sum").create_alarm(
+                self, "Throttles", threshold=0, evaluation_periods=1, comparison_operator=above,
+                treat_missing_data=quiet,
+                alarm_description="Serving: invocations were throttled (concurrency exhausted)",
+            ),
+        ]  # fmt: skip
+
+
+def check_spec_size(spec: str) -> None:
+    """Raise `ServingSpecTooLarge` when the spec would not fit in the function's environment."""
+    size = len(spec.encode())
+    if size > SPEC_LIMIT_BYTES:
+        raise ServingSpecTooLarge(
+            f"the serving spec is {size} bytes; Lambda's environment holds 4 KB in all, so "
+            f"MLOPS_SERVING_SPEC may take at most {SPEC_LIMIT_BYTES} (serve fewer models "
+            "per function)"
+        )
+
+
+def _environment(
+    config: ServingConfig,
+    spec: str,
+    online: OnlineFeatureStore,
+    prediction_log: PredictionLog,
+    region: str,
+) -> dict[str, str]:
+    """The app's settings (serving.settings.ServingSettings, prefix MLOPS_SERVING_)."""
+    group = online.replication_group
+    return {
+        "MLOPS_SERVING_SPEC": spec,
+        "MLOPS_SERVING_REDIS_HOST": group.attr_primary_end_point_address,
+        "MLOPS_SERVING_REDIS_PORT": group.attr_primary_end_point_port,
+        "MLOPS_SERVING_REDIS_TLS": "true",
+        "MLOPS_SERVING_REDIS_SECRET_ARN": online.auth_secret.secret_arn,
+        "MLOPS_SERVING_REDIS_TIMEOUT_MS": str(config.redis_timeout_ms),
+        "MLOPS_SERVING_MODEL_SOURCE": "registry",
+        "MLOPS_SERVING_MODEL_CACHE_DIR": MODEL_CACHE_DIR,
+        "MLOPS_SERVING_REFRESH_SECONDS": str(config.refresh_seconds),
+        "MLOPS_SERVING_MAX_BATCH_SIZE": str(config.max_batch_size),
+        "MLOPS_SERVING_PREDICTION_LOG_STREAM": prediction_log.stream.delivery_stream_name,
+        "MLOPS_SERVING_REGION": region,
+    }
+
+
+def registry_statements(stack: Stack, models: Iterable[str]) -> list[iam.PolicyStatement]:
+    """List a served model's packages and describe its versions: its groups only.
+
+    SageMaker writes resource names in lower case in the ARNs it returns; a group name with
+    capitals is listed both ways so the statement matches whichever form the request carries.
+    """
+    names = sorted({form for name in models for form in (name, name.lower())})
+    groups = [stack.format_arn(service="sagemaker", resource="model-package-group",
+                               resource_name=name) for name in names]  # fmt: skip
+    versions = [stack.format_arn(service="sagemaker", resource="model-package",
+                                 resource_name=f"{name}/*") for name in names]  # fmt: skip
+    return [
+        iam.PolicyStatement(actions=["sagemaker:ListModelPackages"], resources=groups),
+        iam.PolicyStatement(actions=["sagemaker:DescribeModelPackage"], resources=versions),
+    ]
