@@ -24,6 +24,7 @@ from rich.console import Console
 from rich.table import Table
 
 from localaws.engine import LocalEngine
+from mlops.demo_serving import approve, serve
 from mlops.runs import RunRecord, RunsRepository, RunStatus
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -44,8 +45,16 @@ NOT_BUILT = (
         "Functions → processing job); the job's code ran above",
         "feature-store work",
     ),
-    ("approve the version (mlops models approve) → approval hook deploys", "approval work"),
-    ("the serving app answers a prediction for a real entity", "serving work"),
+    (
+        "the approval hook: approving deploys (ledger, alias shift, canary, rollback); the demo "
+        "approves in the registry and the proxy loads the champion itself",
+        "approval work",
+    ),
+)
+APPROVE_STEP = "approve the version in the registry (what the SageMaker console does)"
+SERVE_STEP = (
+    "model proxy (the deployed function's settings, Mangum, Function URL event): online "
+    "features → ONNX Runtime → score; prediction log → Firehose → S3"
 )
 
 
@@ -160,6 +169,11 @@ def run_demo(console: Console | None = None, workdir: Path | None = None) -> dic
         if redis_url:
             with steps.step(FEATURE_STEP):
                 result["features"] = _feature_store(engine, scratch / "features", console)
+            with steps.step(APPROVE_STEP):
+                result["approved"] = approve(str(result["run"].model_package_arn), console)
+            with steps.step(SERVE_STEP):
+                customers = result["features"]["customers"]
+                result["serving"] = serve(engine, customers, scratch / "serving", console)
         else:
             console.print("[yellow]○ skipped: feature store (no redis-server on PATH)[/]")
     for what, owner in NOT_BUILT:
@@ -219,13 +233,14 @@ def _feature_store(engine: LocalEngine, root: Path, console: Console) -> dict[st
         )
     console.print(f"  run record {outputs['MaterializationRunsUri']}{record.run_id}.json")
     store = open_job_store(target, redis_url, root / "reader")
-    customer = int(data.profiles["customer_id"].iloc[0])
+    customers = [int(c) for c in data.profiles["customer_id"].unique()[:3]]
+    customer = customers[0]
     row = OnlineFeatureReader(store, redis_url=redis_url).get("credit_risk_v1", [customer])[0]
     shown = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                       for k, v in list(row.items())[:6])  # fmt: skip
     console.print(f"  online features of customer {customer}: {shown}, …")
     written_rows = sum(view.rows_written for view in record.views.values())
-    return {"materialized": written_rows, "row": row, "record": record}
+    return {"materialized": written_rows, "row": row, "record": record, "customers": customers}
 
 
 def _lifecycle(engine: LocalEngine, steps: Steps, console: Console) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from mlops.demo import FEATURE_STEP, NOT_BUILT, WORKFLOW_STEP, run_demo
+from mlops.demo import FEATURE_STEP, NOT_BUILT, SERVE_STEP, WORKFLOW_STEP, run_demo
 from mlops.runs import RunStatus
 
 pytestmark = pytest.mark.e2e
@@ -33,5 +33,15 @@ def test_demo_runs_the_lifecycle_and_says_what_is_not_built(tmp_path: Path) -> N
         assert "run record s3://" in text
         assert result["features"]["row"]["customer_id"] is not None
         assert "online features of customer" in text
+        assert result["approved"]["ModelApprovalStatus"] == "Approved"
+        single, batch = result["serving"]["single"], result["serving"]["batch"]
+        assert single["version"] == str(result["package"]["ModelPackageVersion"])
+        assert 0.0 < single["score"] < 1.0
+        assert single["entity_id"] == result["features"]["customers"][0]
+        scored = [item for item in batch["responses"] if "score" in item]
+        assert scored[0]["score"] == single["score"]  # same customer, same model, same features
+        assert batch["responses"][-1]["error"]["code"] == "entity_not_found"  # customer 42
+        assert result["serving"]["logged"], "prediction log records reached S3"
+        assert SERVE_STEP in result["timings"]
     else:
         assert "skipped: feature store (no redis-server on PATH)" in text

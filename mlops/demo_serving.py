@@ -1,0 +1,153 @@
+"""The demo's last steps: approve the registered version, then ask the model proxy for scores.
+
+Approval here is what the registry console (or `update_model_package`) does; the hook that turns
+an approval into a deployment is not built yet. Serving runs the deployed function's own
+configuration -- the serving spec and settings read back from the Lambda function the serving
+stack created in the engine -- through the same Mangum handler type Lambda invokes, with a
+Function URL event. One difference is explicit: the engine stands in for ElastiCache with a plain
+local redis-server, so the function's TLS/AUTH Redis settings are replaced by that server's URL.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import boto3
+from rich.console import Console
+from rich.table import Table
+
+from localaws.engine import LocalEngine
+
+SETTINGS_PREFIX = "MLOPS_SERVING_"
+
+
+def approve(package_arn: str, console: Console) -> dict[str, Any]:
+    sagemaker = boto3.client("sagemaker")
+    sagemaker.update_model_package(
+        ModelPackageArn=package_arn,
+        ModelApprovalStatus="Approved",
+        ApprovalDescription="local demo: metrics reviewed, approved for serving",
+    )
+    package = dict(sagemaker.describe_model_package(ModelPackageName=package_arn))
+    console.print(f"  {package_arn} → {package['ModelApprovalStatus']}")
+    return package
+
+
+def function_url_event(method: str, path: str, body: Any = None) -> dict[str, Any]:
+    """A Lambda Function URL (payload format 2.0) request, as Lambda hands it to the handler."""
+    return {
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": path,
+        "rawQueryString": "",
+        "headers": {"content-type": "application/json", "host": "localhost"},
+        "requestContext": {
+            "http": {
+                "method": method,
+                "path": path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": "127.0.0.1",
+            },
+            "requestId": "demo",
+            "stage": "$default",
+        },
+        "body": None if body is None else json.dumps(body),
+        "isBase64Encoded": False,
+    }
+
+
+def deployed_settings(engine: LocalEngine, cache_dir: Path) -> Any:
+    """The serving function's own MLOPS_SERVING_* settings, Redis pointed at the engine's."""
+    from serving.settings import ServingSettings
+
+    assert engine.deployment is not None
+    outputs = engine.deployment[f"{engine.project}-local-serving"].outputs
+    function = boto3.client("lambda").get_function_configuration(
+        FunctionName=str(outputs["ServingFunctionName"])
+    )
+    variables = function["Environment"]["Variables"]
+    values: dict[str, Any] = {
+        key.removeprefix(SETTINGS_PREFIX).lower(): value
+        for key, value in variables.items()
+        if key.startswith(SETTINGS_PREFIX)
+    }
+    for stand_in in ("redis_host", "redis_port", "redis_tls", "redis_secret_arn"):
+        values.pop(stand_in, None)
+    values.update(redis_url=engine.redis_url, model_cache_dir=str(cache_dir), refresh_seconds=0)
+    return ServingSettings(**values)
+
+
+def serve(
+    engine: LocalEngine, customers: list[int], scratch: Path, console: Console
+) -> dict[str, Any]:
+    """Start the proxy on the deployed settings, score `customers` (one alone, then all as a
+    batch with an unknown id), and show the prediction log landing in S3."""
+    from mangum import Mangum
+
+    from serving.app import create_app
+    from serving.runtime import build_runtime
+
+    runtime = build_runtime(deployed_settings(engine, scratch / "models"))
+    runtime.start()
+    handler = Mangum(create_app(runtime, manage_runtime=False), lifespan="off")
+    path = "/v1/models/credit-risk/predict"
+    try:
+        single = _call(handler, path, {"entity_id": customers[0], "id": "demo-1"})
+        batch = _call(handler, path, {"requests": [
+            {"entity_id": c, "id": f"demo-{i}"} for i, c in enumerate([*customers, 42], start=2)
+        ]})  # fmt: skip
+        if runtime.prediction_log is not None:
+            runtime.prediction_log.flush()
+    finally:
+        import asyncio
+
+        asyncio.get_event_loop().run_until_complete(runtime.stop())
+    _show(single, batch, console)
+    logged = _prediction_log_objects(engine)
+    console.print(
+        f"  prediction log: {len(logged)} object(s) in s3://{logged[0] if logged else '-'}"
+    )
+    return {"single": single, "batch": batch, "logged": logged}
+
+
+def _call(handler: Any, path: str, body: Any) -> dict[str, Any]:
+    reply = handler(function_url_event("POST", path, body), _Context())
+    if reply["statusCode"] != 200:
+        raise RuntimeError(f"POST {path} → {reply['statusCode']}: {reply['body']}")
+    return dict(json.loads(reply["body"]))
+
+
+def _show(single: dict[str, Any], batch: dict[str, Any], console: Console) -> None:
+    console.print(
+        f"  POST /v1/models/credit-risk/predict → version {single['version']}: customer "
+        f"{single['entity_id']} P(default in 90 days) = {single['score']:.4f}"
+    )
+    table = Table("id", "customer", "score", "missing / error", title="batch request")
+    for item in batch["responses"]:
+        error = item.get("error")
+        table.add_row(
+            str(item.get("id")),
+            str(item.get("entity_id")),
+            "-" if error else f"{item['score']:.4f}",
+            error["code"] if error else ", ".join(item["missing_features"]) or "-",
+        )
+    console.print(table)
+
+
+def _prediction_log_objects(engine: LocalEngine) -> list[str]:
+    assert engine.deployment is not None
+    bucket = str(
+        engine.deployment[f"{engine.project}-local-serving"].outputs["PredictionLogBucket"]
+    )
+    listed = boto3.client("s3").list_objects_v2(Bucket=bucket)
+    return [f"{bucket}/{item['Key']}" for item in listed.get("Contents", [])]
+
+
+class _Context:
+    """The attributes of a Lambda context object Mangum reads."""
+
+    function_name = "serving"
+    aws_request_id = "demo"
+    invoked_function_arn = "arn:aws:lambda:ap-northeast-2:123456789012:function:serving"
