@@ -1,13 +1,13 @@
 """Online feature reads for serving: Redis read directly in Feast's online-store format.
 
-One pipelined HMGET per entity -- all requested views share the entity's hash, so N entities
-cost one round trip and N commands (Feast issues one HMGET per view and entity) -- decoded with
-Feast's own value conversion. With `enforce_ttl=False` the rows equal
-`FeatureStore.get_online_features(...).to_dict()` row for row; with the default
-`enforce_ttl=True` a view's values whose event time is older than the view's TTL (relative to
-the read time) are None, which Feast 0.67's Redis online store does *not* do (it returns stale
-values however old). An entity that was never materialized gets None for every feature, as in
-Feast.
+One HMGET per entity, run by one script call (`features.redis_plan.READ_SCRIPT`) -- all
+requested views share the entity's hash, so N entities cost one round trip and N reads inside
+Redis (Feast issues one HMGET per view and entity) -- decoded like Feast's value conversion.
+With `enforce_ttl=False` the rows equal `FeatureStore.get_online_features(...).to_dict()` row
+for row; with the default `enforce_ttl=True` a view's values whose event time is older than the
+view's TTL (relative to the read time) are None, which Feast 0.67's Redis online store does
+*not* do (it returns stale values however old). An entity that was never materialized gets None
+for every feature, as in Feast.
 
 The registry is read once per feature spec (service name or refs) and cached; call `refresh()`
 after `feast apply` changes the definitions.

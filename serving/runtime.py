@@ -17,7 +17,7 @@ import redis.asyncio as aioredis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from features.redis_plan import PlanReader, RedisPlan
+from features.redis_plan import PlanReader, RedisPlan, read_command
 from serving.champion import ChampionSource, DirectoryChampion, RegistryChampion
 from serving.manager import ModelManager
 from serving.predictlog import FirehoseSink, JsonLinesSink, PredictionLog
@@ -68,16 +68,12 @@ class ServingRuntime:
         self.started = False
 
     async def fetch(self, plan: RedisPlan, entity_ids: list[int]) -> list[list[Any]]:
-        """Online features of `entity_ids`: one pipelined round trip, bounded by the timeout."""
+        """Online features of `entity_ids`: one round trip, bounded by the timeout."""
         if not entity_ids:
             return []
-        fields = plan.fields
         try:
             async with asyncio.timeout(self.redis_timeout * 2.5):
-                pipe = self.redis.pipeline(transaction=False)
-                for key in plan.keys(entity_ids):
-                    pipe.hmget(key, fields)  # type: ignore[arg-type]  # bytes fields are fine
-                replies = await pipe.execute()
+                replies = await self.redis.execute_command(*read_command(plan, entity_ids))
         except (TimeoutError, aioredis.RedisError, OSError) as exc:
             raise FeatureStoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
         return self.reader.decode(plan, replies)
