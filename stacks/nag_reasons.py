@@ -115,8 +115,9 @@ def suppress_online_store_findings(
             id="AwsSolutions-AEC5",
             reason=(
                 "Redis keeps its default port 6379: a non-default port adds no protection here. "
-                "Ingress is limited to the consumers security group, in-transit TLS is required "
-                "and clients must present the AUTH token."
+                "Ingress is limited to the consumers security group (and, with serving on EKS, "
+                "the cluster security group the serving pods run with), in-transit TLS is "
+                "required and clients must present the AUTH token."
             ),
         )
     ]
@@ -199,12 +200,9 @@ def suppress_prediction_log_findings(stream: IConstruct) -> None:
     _suppress_wildcards(stream, [entry for entry in _GRANT_WILDCARDS if entry[0] != _ANY_RESOURCE])
 
 
-_SERVING_FUNCTION_WILDCARDS: tuple[tuple[str, str], ...] = (
-    (_ANY_RESOURCE,
-     "Actions without resource-level permissions: X-Ray PutTraceSegments/PutTelemetryRecords "
-     "(active tracing) and the EC2 network-interface actions Lambda needs to attach a function "
-     "to the VPC (Create/Describe/DeleteNetworkInterface, Assign/UnassignPrivateIpAddresses), "
-     "the statement AWSLambdaVPCAccessExecutionRole grants."),
+# The serving app's own statements (stacks/constructs/serving_lambda.py
+# `serving_statements`), held by the Lambda's execution role and by the EKS pods' role alike.
+_SERVING_APP_WILDCARDS: tuple[tuple[str, str], ...] = (
     (r"^Resource::arn:(aws|<AWS::Partition>):sagemaker:[a-z0-9-]+:(<AWS::AccountId>|\d{12}):"
      r"model-package/[A-Za-z0-9-]+/\*$",
      "DescribeModelPackage on the versions of one served model's package group (SageMaker "
@@ -213,11 +211,24 @@ _SERVING_FUNCTION_WILDCARDS: tuple[tuple[str, str], ...] = (
      "GetObject on the training jobs' model archives only (runs/<run id>/.../model.tar.gz in "
      "the artifacts bucket); run ids are created per training run."),
 )  # fmt: skip
+_SERVING_FUNCTION_WILDCARDS: tuple[tuple[str, str], ...] = (
+    (_ANY_RESOURCE,
+     "Actions without resource-level permissions: X-Ray PutTraceSegments/PutTelemetryRecords "
+     "(active tracing) and the EC2 network-interface actions Lambda needs to attach a function "
+     "to the VPC (Create/Describe/DeleteNetworkInterface, Assign/UnassignPrivateIpAddresses), "
+     "the statement AWSLambdaVPCAccessExecutionRole grants."),
+    *_SERVING_APP_WILDCARDS,
+)  # fmt: skip
 
 
 def suppress_serving_function_findings(function_role: IConstruct) -> None:
     """The serving function's execution role: the listed wildcard shapes only."""
     _suppress_wildcards(function_role, _SERVING_FUNCTION_WILDCARDS)
+
+
+def suppress_serving_pods_findings(pods_role: IConstruct) -> None:
+    """The EKS pods' role (IRSA): the app's wildcard shapes only, no `Resource::*`."""
+    _suppress_wildcards(pods_role, _SERVING_APP_WILDCARDS)
 
 
 # The serving app on EKS (stacks/constructs/serving_eks.py). Every finding below is on a

@@ -97,7 +97,7 @@ def build_platform(
         online=feature_store.online,
         artifacts_bucket=training.artifacts_bucket,
         alarm_topic=training.topic,
-        description=f"{project} ({env_name}): model proxy (Lambda) and prediction logs",
+        description=f"{project} ({env_name}): model proxy (Lambda, EKS) and prediction logs",
         **common,
     )
     stacks = PlatformStacks(

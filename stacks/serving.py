@@ -1,10 +1,10 @@
-"""Serving: the model proxy on Lambda and the prediction log every serving tier writes to."""
+"""Serving: the model proxy on Lambda and/or EKS, and the prediction log every tier writes to."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import CfnOutput
+from aws_cdk import Annotations, CfnOutput
 from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_kms as kms
@@ -14,10 +14,20 @@ from constructs import Construct
 
 from mlops.config import EnvironmentConfig
 from stacks.base import PlatformStack
-from stacks.constructs.online_store import OnlineFeatureStore
+from stacks.constructs.online_store import REDIS_PORT, OnlineFeatureStore
 from stacks.constructs.prediction_log import PredictionLog, firehose_endpoint
-from stacks.constructs.serving_lambda import ServingFunction
-from stacks.nag_reasons import suppress_prediction_log_findings, suppress_serving_function_findings
+from stacks.constructs.retention import retention
+from stacks.constructs.serving_eks import ExistingCluster, ServingOnEks
+from stacks.constructs.serving_lambda import (
+    ServingFunction,
+    serving_environment,
+    serving_statements,
+)
+from stacks.nag_reasons import (
+    suppress_prediction_log_findings,
+    suppress_serving_function_findings,
+    suppress_serving_pods_findings,
+)
 from stacks.security import removal_policy
 
 
@@ -29,10 +39,13 @@ def serving_spec(env_config: EnvironmentConfig) -> str:
 
 
 class ServingStack(PlatformStack):
-    """The prediction log (always: the EKS tier writes to it too) and, when
-    `serving.lambda.enabled`, the Lambda model proxy with its alarms.
+    """The prediction log (always), the Lambda model proxy with its alarms when
+    `serving.lambda.enabled`, and the app on EKS when `serving.eks.mode` is not 'off'.
 
-    The function's spec is `serving_spec(env_config)`. Alarms go to `alarm_topic` when given.
+    Both tiers run the same app with the same settings (`serving_environment`, except the
+    model cache directory, which each tier sets) and the same IAM statements
+    (`serving_statements`), and both write to `prediction_log`. The spec is
+    `serving_spec(env_config)`. Alarms go to `alarm_topic` when given.
     """
 
     def __init__(
@@ -61,11 +74,13 @@ class ServingStack(PlatformStack):
         if env_config.network.interface_endpoints:
             firehose_endpoint(self, "FirehoseEndpoint", vpc=vpc, cidr=str(env_config.network.cidr))
         alarms = [self.prediction_log.stale_alarm()]
+        spec = (
+            serving_spec(env_config) if config.lambda_.enabled or config.eks.mode != "off" else ""
+        )
         self.function: ServingFunction | None = None
         if config.lambda_.enabled:
             self.function = ServingFunction(
-                self, "Lambda", config=config,
-                spec=serving_spec(env_config),
+                self, "Lambda", config=config, spec=spec,
                 python_version=env_config.lambda_python,
                 dependencies=env_config.lambda_dependencies,
                 log_retention_days=env_config.log_retention_days, data_key=data_key, vpc=vpc,
@@ -74,11 +89,60 @@ class ServingStack(PlatformStack):
             )  # fmt: skip
             suppress_serving_function_findings(self.function.role)
             alarms += self.function.alarms()
+        self.eks: ServingOnEks | None = None
+        if config.eks.mode != "off":
+            self.eks = self._add_eks(spec, vpc, data_key, online, artifacts_bucket)
         if alarm_topic is not None:
             action = cw_actions.SnsAction(alarm_topic)
             for alarm in alarms:
                 alarm.add_alarm_action(action)
         self._outputs()
+
+    def _add_eks(
+        self,
+        spec: str,
+        vpc: ec2.IVpc,
+        data_key: kms.IKey,
+        online: OnlineFeatureStore,
+        artifacts_bucket: s3.IBucket,
+    ) -> ServingOnEks:
+        """The app on EKS, with the Lambda's settings (minus the model cache directory: the
+        pods mount their cache volume) and statements, and Redis opened to the pods."""
+        env_config = self.env_config
+        config = env_config.serving
+        eks_config = config.eks
+        existing = None
+        if eks_config.mode == "existing" and eks_config.oidc_provider_arn is not None:
+            existing = ExistingCluster(
+                oidc_provider_arn=eks_config.oidc_provider_arn,
+                cluster_security_group_id=eks_config.cluster_security_group_id,
+            )
+        serving = ServingOnEks(
+            self, "Eks", config=eks_config, vpc=vpc,
+            env=serving_environment(config, spec, online, self.prediction_log, self.region,
+                                    model_cache_dir=None),
+            statements=serving_statements(self, config, online, artifacts_bucket, data_key,
+                                          self.prediction_log),
+            name_prefix=self.stack_name.lower().removesuffix("-serving"),
+            secrets_key=data_key, existing=existing,
+            log_retention=retention(env_config.log_retention_days),
+            removal_policy=removal_policy(env_config),
+        )  # fmt: skip
+        suppress_serving_pods_findings(serving.role)
+        pods = serving.cluster_security_group
+        if pods is None:
+            Annotations.of(serving).add_warning_v2(
+                "mlops:serving:eksRedisAccess",
+                "serving.eks.cluster_security_group_id is not set: Redis is not opened to the "
+                f"pods; allow their security group on port {REDIS_PORT} yourself.",
+            )
+        else:
+            # allow_to (not allow_from on the Redis group) keeps the rule in this stack, so
+            # the feature store stack does not come to depend on the serving stack.
+            pods.connections.allow_to(
+                online.security_group, ec2.Port.tcp(REDIS_PORT), "Serving pods to Redis (TLS)"
+            )
+        return serving
 
     def _outputs(self) -> None:
         outputs = {
@@ -90,6 +154,11 @@ class ServingStack(PlatformStack):
                 "ServingUrl": self.function.url.url,
                 "ServingFunctionName": self.function.function.function_name,
                 "ServingAliasArn": self.function.alias.function_arn,
+            }
+        if self.eks is not None:
+            outputs |= {
+                "EksClusterName": self.eks.cluster.cluster_name,
+                "ServingNamespace": self.env_config.serving.eks.namespace,
             }
         for name, value in outputs.items():
             CfnOutput(self, name, value=value)

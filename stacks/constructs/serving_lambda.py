@@ -88,13 +88,19 @@ class ServingFunction(Construct):
             dependencies=dependencies, log_retention_days=log_retention_days, log_key=data_key,
             description="model proxy: online features + ONNX Runtime (FastAPI under Mangum)",
             timeout=Duration.seconds(settings.timeout_seconds), memory_size=settings.memory_mb,
-            environment=_environment(config, spec, online, prediction_log, Stack.of(self).region),
+            environment=serving_environment(
+                config, spec, online, prediction_log, Stack.of(self).region,
+                model_cache_dir=MODEL_CACHE_DIR,
+            ),
             vpc=vpc, security_groups=[online.consumers, self.security_group],
             reserved_concurrent_executions=settings.reserved_concurrency,
         )  # fmt: skip
         self.function = self.python_function.function
         self.role = self.python_function.role
-        self._grant(config, data_key, online, artifacts_bucket, prediction_log)
+        for statement in serving_statements(
+            Stack.of(self), config, online, artifacts_bucket, data_key, prediction_log
+        ):
+            self.role.add_to_principal_policy(statement)
         self.alias = lambda_.Alias(
             self, "Live", alias_name=ALIAS, version=self.function.current_version,
             description="What callers invoke; moved by each deployment",
@@ -102,31 +108,6 @@ class ServingFunction(Construct):
         )  # fmt: skip
         self.url = self.alias.add_function_url(auth_type=lambda_.FunctionUrlAuthType.AWS_IAM)
         self._alarms = self._create_alarms(config)
-
-    def _grant(
-        self,
-        config: ServingConfig,
-        data_key: kms.IKey,
-        online: OnlineFeatureStore,
-        artifacts_bucket: s3.IBucket,
-        prediction_log: PredictionLog,
-    ) -> None:
-        """Explicit statements, not `secret.grant_read(...)`: a grant on another stack's secret
-        would edit that stack's resource policy and make the two stacks depend on each other."""
-        for statement in (
-            *registry_statements(Stack.of(self), config.models),
-            iam.PolicyStatement(
-                actions=["s3:GetObject"],
-                resources=[artifacts_bucket.arn_for_objects(MODEL_ARTIFACTS)],
-            ),
-            iam.PolicyStatement(
-                actions=["secretsmanager:GetSecretValue"],
-                resources=[online.auth_secret.secret_arn],
-            ),
-            iam.PolicyStatement(actions=["kms:Decrypt"], resources=[data_key.key_arn]),
-        ):
-            self.role.add_to_principal_policy(statement)
-        prediction_log.grant_put(self.role)
 
     def alarms(self) -> list[cloudwatch.Alarm]:
         return list(self._alarms)
@@ -178,16 +159,23 @@ def check_spec_size(spec: str) -> None:
         )
 
 
-def _environment(
+def serving_environment(
     config: ServingConfig,
     spec: str,
     online: OnlineFeatureStore,
     prediction_log: PredictionLog,
     region: str,
+    *,
+    model_cache_dir: str | None,
 ) -> dict[str, str]:
-    """The app's settings (serving.settings.ServingSettings, prefix MLOPS_SERVING_)."""
+    """The app's settings (serving.settings.ServingSettings, prefix MLOPS_SERVING_), shared by
+    every tier so they serve alike.
+
+    `model_cache_dir` None leaves MLOPS_SERVING_MODEL_CACHE_DIR out, for a tier that sets it
+    itself (the EKS pods mount their cache volume there: serving.k8s.MODEL_CACHE_DIR).
+    """
     group = online.replication_group
-    return {
+    environment = {
         "MLOPS_SERVING_SPEC": spec,
         "MLOPS_SERVING_REDIS_HOST": group.attr_primary_end_point_address,
         "MLOPS_SERVING_REDIS_PORT": group.attr_primary_end_point_port,
@@ -195,12 +183,45 @@ def _environment(
         "MLOPS_SERVING_REDIS_SECRET_ARN": online.auth_secret.secret_arn,
         "MLOPS_SERVING_REDIS_TIMEOUT_MS": str(config.redis_timeout_ms),
         "MLOPS_SERVING_MODEL_SOURCE": "registry",
-        "MLOPS_SERVING_MODEL_CACHE_DIR": MODEL_CACHE_DIR,
+        "MLOPS_SERVING_MODEL_CACHE_DIR": model_cache_dir,
         "MLOPS_SERVING_REFRESH_SECONDS": str(config.refresh_seconds),
         "MLOPS_SERVING_MAX_BATCH_SIZE": str(config.max_batch_size),
         "MLOPS_SERVING_PREDICTION_LOG_STREAM": prediction_log.stream.delivery_stream_name,
         "MLOPS_SERVING_REGION": region,
     }
+    return {name: value for name, value in environment.items() if value is not None}
+
+
+def serving_statements(
+    stack: Stack,
+    config: ServingConfig,
+    online: OnlineFeatureStore,
+    artifacts_bucket: s3.IBucket,
+    data_key: kms.IKey,
+    prediction_log: PredictionLog,
+) -> list[iam.PolicyStatement]:
+    """What the app calls, whichever tier runs it: the served models' registry entries, their
+    archives, the Redis AUTH secret and the key it is encrypted with, the prediction log.
+
+    Explicit statements, not `secret.grant_read(...)`: a grant on another stack's secret would
+    edit that stack's resource policy and make the two stacks depend on each other. New
+    statements each call, so every role gets its own objects.
+    """
+    return [
+        *registry_statements(stack, config.models),
+        iam.PolicyStatement(
+            actions=["s3:GetObject"],
+            resources=[artifacts_bucket.arn_for_objects(MODEL_ARTIFACTS)],
+        ),
+        iam.PolicyStatement(
+            actions=["secretsmanager:GetSecretValue"], resources=[online.auth_secret.secret_arn]
+        ),
+        iam.PolicyStatement(actions=["kms:Decrypt"], resources=[data_key.key_arn]),
+        iam.PolicyStatement(  # as PredictionLog.grant_put, for roles that take statements
+            actions=["firehose:PutRecordBatch"],
+            resources=[prediction_log.stream.delivery_stream_arn],
+        ),
+    ]
 
 
 def registry_statements(stack: Stack, models: Iterable[str]) -> list[iam.PolicyStatement]:
