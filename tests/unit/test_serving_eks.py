@@ -24,6 +24,7 @@ from mlops.config_serving import EksServing
 from stacks.constructs.serving_eks import ExistingCluster, NodeGroupSpec, ServingOnEks
 from stacks.platform import apply_nag
 from tests.conftest import REPO_ROOT
+from tests.unit.serving_templates import applied_manifest
 
 pytestmark = pytest.mark.unit
 IMAGE = "123456789012.dkr.ecr.ap-northeast-2.amazonaws.com/model-proxy:v3"
@@ -111,20 +112,6 @@ def _private_subnets(template: Template) -> list[dict[str, str]]:
     ]
 
 
-def _manifest(template: Template) -> tuple[dict[str, dict[str, Any]], list[Any]]:
-    """The applied objects by kind, with each CloudFormation token replaced by `${i}`."""
-    (resource,) = template.find_resources("Custom::AWSCDK-EKS-KubernetesResource").values()
-    tokens: list[Any] = []
-    text = ""
-    for part in resource["Properties"]["Manifest"]["Fn::Join"][1]:
-        if isinstance(part, str):
-            text += part
-        else:
-            text += f"${{{len(tokens)}}}"
-            tokens.append(part)
-    return {obj["kind"]: obj for obj in json.loads(text)}, tokens
-
-
 def _role_id(template: Template) -> str:
     (role_id,) = template.find_resources(
         "AWS::IAM::Role", {"Properties": {"Description": "Pods of serving-test/model-proxy (IRSA)"}}
@@ -187,7 +174,7 @@ def test_kubectl_handler_runs_in_the_private_subnets(created: Synth) -> None:
 def test_manifest_applies_the_deployment_with_the_image_and_the_irsa_annotation(
     created: Synth,
 ) -> None:
-    objects, tokens = _manifest(created.template)
+    objects, tokens = applied_manifest(created.template)
     assert list(objects) == [
         "Namespace", "ServiceAccount", "Deployment", "Service", "HorizontalPodAutoscaler",
         "PodDisruptionBudget",
@@ -241,7 +228,7 @@ def test_existing_cluster_is_imported_not_created(existing: Synth) -> None:
         "Custom::AWSCDK-EKS-KubernetesResource",
         {"ClusterName": "shared-cluster", "RoleArn": KUBECTL_ROLE, "Overwrite": True},
     )
-    objects, _ = _manifest(template)
+    objects, _ = applied_manifest(template)
     (container,) = objects["Deployment"]["spec"]["template"]["spec"]["containers"]
     assert container["image"] == IMAGE
     assert existing.serving.cluster_security_group is not None

@@ -12,6 +12,7 @@ from aws_cdk.assertions import Match, Template
 from mlops.config import read_cdk_context
 from stacks.constructs.serving_lambda import SPEC_LIMIT_BYTES, ServingSpecTooLarge
 from tests.conftest import REPO_ROOT, SynthesizedEnvironment, synthesize_environment
+from tests.unit.serving_templates import assert_app_data_statements, imports
 
 pytestmark = pytest.mark.unit
 Synth = Callable[[str], SynthesizedEnvironment]
@@ -31,12 +32,6 @@ TUNED = {
 def _import(stack: str, fragment: str) -> dict[str, Any]:
     """Matches an `Fn::ImportValue` of another stack's export whose name contains `fragment`."""
     return {"Fn::ImportValue": Match.string_like_regexp(f"^mlops-dev-{stack}:.*{fragment}")}
-
-
-def _imports(value: Any, stack: str, fragment: str) -> bool:
-    """`value` is an `Fn::ImportValue` of `stack`'s export whose name contains `fragment`."""
-    name = value.get("Fn::ImportValue", "") if isinstance(value, dict) else ""
-    return name.startswith(f"mlops-dev-{stack}:") and fragment in name
 
 
 def _with_serving(serving: dict[str, Any], env: str = "dev") -> dict[str, Any]:
@@ -123,10 +118,10 @@ def test_the_function_runs_in_the_private_subnets_with_the_redis_consumers_group
     assert function["TracingConfig"] == {"Mode": "Active"}
     vpc = function["VpcConfig"]
     first, second = vpc["SubnetIds"]
-    assert _imports(first, "network", "privateSubnet1")
-    assert _imports(second, "network", "privateSubnet2")
+    assert imports(first, "network", "privateSubnet1")
+    assert imports(second, "network", "privateSubnet2")
     consumers, own = vpc["SecurityGroupIds"]
-    assert _imports(consumers, "feature-store", "OnlineConsumers")
+    assert imports(consumers, "feature-store", "OnlineConsumers")
     group_id = own["Fn::GetAtt"][0]
     group = template.to_json()["Resources"][group_id]["Properties"]
     assert group["SecurityGroupEgress"] == [
@@ -147,12 +142,10 @@ def test_the_environment_carries_the_spec_redis_and_runtime_settings(synthesized
         dev.serving, dev.feature_store.feast_project
     )
     assert set(json.loads(variables["MLOPS_SERVING_SPEC"])["models"]) == {"credit-risk"}
-    assert _imports(
-        variables["MLOPS_SERVING_REDIS_HOST"], "feature-store", "PrimaryEndPointAddress"
-    )
-    assert _imports(variables["MLOPS_SERVING_REDIS_PORT"], "feature-store", "PrimaryEndPointPort")
+    assert imports(variables["MLOPS_SERVING_REDIS_HOST"], "feature-store", "PrimaryEndPointAddress")
+    assert imports(variables["MLOPS_SERVING_REDIS_PORT"], "feature-store", "PrimaryEndPointPort")
     secret = variables["MLOPS_SERVING_REDIS_SECRET_ARN"]
-    assert _imports(secret, "feature-store", "OnlineAuthToken")
+    assert imports(secret, "feature-store", "OnlineAuthToken")
     assert variables["MLOPS_SERVING_PREDICTION_LOG_STREAM"]["Ref"].startswith("PredictionLogStream")
     assert {key: value for key, value in variables.items() if isinstance(value, str)} == {
         "MLOPS_SERVING_SPEC": variables["MLOPS_SERVING_SPEC"],
@@ -191,15 +184,7 @@ def test_the_role_is_scoped_to_the_models_artifacts_secret_and_stream(tuned: Tem
     )
     assert describes == [f"{prefix}model-package/{name}/*"
                          for name in ("Fraud-Check", "credit-risk", "fraud-check")]  # fmt: skip
-    artifacts = by_action["s3:GetObject"]["Resource"]["Fn::Join"][1]
-    assert _imports(artifacts[0], "training", "ArtifactsBucket")
-    assert artifacts[1] == "/runs/*/model.tar.gz"
-    secret = by_action["secretsmanager:GetSecretValue"]["Resource"]
-    assert _imports(secret, "feature-store", "OnlineAuthToken")
-    assert _imports(by_action["kms:Decrypt"]["Resource"], "security", "DataKey")
-    stream = by_action["firehose:PutRecordBatch"]["Resource"]["Fn::GetAtt"]
-    assert stream[0].startswith("PredictionLogStream") and stream[1] == "Arn"
-    assert "firehose:PutRecord" not in by_action
+    assert_app_data_statements(by_action)
     unscoped = {action for action, s in by_action.items() if s["Resource"] == "*"}
     assert unscoped == {
         "ec2:AssignPrivateIpAddresses", "ec2:CreateNetworkInterface",
@@ -238,7 +223,7 @@ def test_alias_alarms_use_the_configured_thresholds_and_notify(tuned: Template) 
     assert len(alarms) == 4  # + prediction-log delivery staleness
     for alarm in alarms.values():
         (action,) = alarm["AlarmActions"]
-        assert _imports(action, "training", "Notifications")
+        assert imports(action, "training", "Notifications")
 
 
 def test_prediction_logs_are_encrypted_compressed_and_partitioned_by_day(

@@ -18,6 +18,7 @@ from aws_cdk.assertions import Template
 from mlops.config import read_cdk_context
 from serving.k8s import MODEL_CACHE_DIR, MODEL_CACHE_ENV
 from tests.conftest import REPO_ROOT, SynthesizedEnvironment, synthesize_environment
+from tests.unit.serving_templates import applied_manifest, assert_app_data_statements, imports
 from tests.unit.test_nag_and_lint import ACCEPTED_CFN_LINT
 
 pytestmark = pytest.mark.unit
@@ -71,23 +72,9 @@ def _findings(synth: SynthesizedEnvironment) -> list[str]:
     ]
 
 
-def _manifest(template: Template) -> tuple[dict[str, dict[str, Any]], list[Any]]:
-    """The applied objects by kind, with each CloudFormation token replaced by `${i}`."""
-    (resource,) = template.find_resources("Custom::AWSCDK-EKS-KubernetesResource").values()
-    tokens: list[Any] = []
-    text = ""
-    for part in resource["Properties"]["Manifest"]["Fn::Join"][1]:
-        if isinstance(part, str):
-            text += part
-        else:
-            text += f"${{{len(tokens)}}}"
-            tokens.append(part)
-    return {obj["kind"]: obj for obj in json.loads(text)}, tokens
-
-
 def _container_env(template: Template) -> dict[str, Any]:
     """The container's variables, each token put back in place of its `${i}`."""
-    objects, tokens = _manifest(template)
+    objects, tokens = applied_manifest(template)
     (container,) = objects["Deployment"]["spec"]["template"]["spec"]["containers"]
     assert container["image"] == IMAGE
     env = {}
@@ -116,11 +103,6 @@ def _pods_statements(template: Template) -> dict[str, Any]:
     return {statement["Action"]: statement for statement in policies[0]}
 
 
-def _imports(value: Any, stack: str, fragment: str) -> bool:
-    name = value.get("Fn::ImportValue", "") if isinstance(value, dict) else ""
-    return name.startswith(f"mlops-dev-{stack}:") and fragment in name
-
-
 def test_the_pods_get_the_lambdas_settings_with_their_own_model_cache(
     created: SynthesizedEnvironment,
 ) -> None:
@@ -134,7 +116,7 @@ def test_the_pods_get_the_lambdas_settings_with_their_own_model_cache(
     assert env.pop(MODEL_CACHE_ENV) == MODEL_CACHE_DIR
     assert env == lambda_env
     assert set(json.loads(env["MLOPS_SERVING_SPEC"])["models"]) == {"credit-risk"}
-    assert _imports(env["MLOPS_SERVING_REDIS_HOST"], "feature-store", "PrimaryEndPointAddress")
+    assert imports(env["MLOPS_SERVING_REDIS_HOST"], "feature-store", "PrimaryEndPointAddress")
     assert env["MLOPS_SERVING_PREDICTION_LOG_STREAM"]["Ref"].startswith("PredictionLogStream")
 
 
@@ -146,14 +128,7 @@ def test_the_pods_role_holds_the_apps_statements(created: SynthesizedEnvironment
     }  # fmt: skip
     describe = by_action["sagemaker:DescribeModelPackage"]["Resource"]["Fn::Join"][1]
     assert describe[-1] == ":model-package/credit-risk/*"
-    artifacts = by_action["s3:GetObject"]["Resource"]["Fn::Join"][1]
-    assert _imports(artifacts[0], "training", "ArtifactsBucket")
-    assert artifacts[1] == "/runs/*/model.tar.gz"
-    secret = by_action["secretsmanager:GetSecretValue"]["Resource"]
-    assert _imports(secret, "feature-store", "OnlineAuthToken")
-    assert _imports(by_action["kms:Decrypt"]["Resource"], "security", "DataKey")
-    stream = by_action["firehose:PutRecordBatch"]["Resource"]["Fn::GetAtt"]
-    assert stream[0].startswith("PredictionLogStream") and stream[1] == "Arn"
+    assert_app_data_statements(by_action)
 
 
 def test_the_created_cluster_uses_the_platform_key_and_the_environments_log_settings(
@@ -164,7 +139,7 @@ def test_the_created_cluster_uses_the_platform_key_and_the_environments_log_sett
     config = cluster["Properties"]["Config"]
     assert config["name"] == "mlops-dev-serving"
     (encryption,) = config["encryptionConfig"]
-    assert _imports(encryption["provider"]["keyArn"], "security", "DataKey")
+    assert imports(encryption["provider"]["keyArn"], "security", "DataKey")
     (log_group,) = template.find_resources(
         "AWS::Logs::LogGroup",
         {"Properties": {"LogGroupName": "/aws/eks/mlops-dev-serving/cluster"}},
@@ -181,7 +156,7 @@ def test_redis_admits_the_cluster_security_group_on_6379(created: SynthesizedEnv
     assert (properties["IpProtocol"], properties["FromPort"], properties["ToPort"]) == (
         "tcp", 6379, 6379
     )  # fmt: skip
-    assert _imports(properties["GroupId"], "feature-store", "OnlineRedis")
+    assert imports(properties["GroupId"], "feature-store", "OnlineRedis")
     assert properties["SourceSecurityGroupId"] == {
         "Fn::GetAtt": [cluster_id, "ClusterSecurityGroupId"]
     }
