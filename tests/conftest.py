@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,3 +36,17 @@ def synthesized(
         return cache[name]
 
     return get
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A Redis for the tests: `REDIS_URL` when set, else a private redis-server on a free port.
+
+    Tests never flush it; each writes under its own Feast project, so keys never collide."""
+    if os.environ.get("REDIS_URL"):
+        yield os.environ["REDIS_URL"]
+        return
+    from features.local_redis import LocalRedis
+
+    with LocalRedis(tmp_path_factory.mktemp("redis")) as server:
+        yield server.url

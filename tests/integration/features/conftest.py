@@ -1,16 +1,15 @@
 """A real Redis, sample warehouse Parquet and an applied Feast repo, shared by the package.
 
-Redis is a `redis-server` started here on a free port (or `REDIS_URL` when set); tests never
-flush it and every store uses its own project name, so keys of separate stores never collide.
+Redis is the session's `redis_url` (tests/conftest.py: a private `redis-server`, or
+`REDIS_URL`); tests never flush it and every store uses its own project name, so keys of
+separate stores never collide.
 The sample data ends today, and a few customers stop having rows early so that their latest
 online values are older than the views' TTLs.
 """
 
 from __future__ import annotations
 
-import os
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -19,7 +18,6 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from features.local_redis import LocalRedis
 from features.materialize import MaterializeResult, materialize
 from features.repo import TTLS, FeatureRepo, build_repo, file_sources
 from features.store import feature_store_config, open_store
@@ -68,15 +66,6 @@ def _expire_some(data: sd.SampleData, last_day: date) -> sd.SampleData:
         return frame.loc[~late].reset_index(drop=True)
 
     return sd.SampleData(drop(data.profiles, 10), drop(data.transactions, 3), data.labels)
-
-
-@pytest.fixture(scope="package")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    if os.environ.get("REDIS_URL"):
-        yield os.environ["REDIS_URL"]
-        return
-    with LocalRedis(tmp_path_factory.mktemp("redis")) as server:
-        yield server.url
 
 
 @pytest.fixture(scope="package")

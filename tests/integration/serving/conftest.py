@@ -9,7 +9,6 @@ touching the shared one.
 
 from __future__ import annotations
 
-import os
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +16,6 @@ from pathlib import Path
 import pytest
 from fastapi import FastAPI
 
-from features.local_redis import LocalRedis
 from serving.app import create_app
 from serving.local import MODEL, LocalServing, prepare
 from serving.runtime import ServingRuntime, build_runtime
@@ -33,15 +31,6 @@ NUM_ROUND = 20
 # value tests into 503s; the fault tests use the default (20 ms) on their own runtimes.
 SHARED_TIMEOUT_MS = 250
 SAMPLED = 40
-
-
-@pytest.fixture(scope="package")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    if os.environ.get("REDIS_URL"):
-        yield os.environ["REDIS_URL"]
-        return
-    with LocalRedis(tmp_path_factory.mktemp("serving-redis")) as server:
-        yield server.url
 
 
 @pytest.fixture(scope="package")
