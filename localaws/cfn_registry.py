@@ -17,10 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from localaws.cfn_stack import StackDeployment
-
-
-class MotoContractError(RuntimeError):
-    """moto's CloudFormation internals no longer look the way this module expects."""
+from localaws.patching import MotoContractError
 
 
 @dataclass(frozen=True)

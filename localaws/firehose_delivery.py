@@ -35,6 +35,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from localaws.patching import MethodPatch, MotoContractError
+
 SUPPORTED_COMPRESSION = frozenset({"UNCOMPRESSED", "GZIP"})
 _EXPRESSION = re.compile(r"!\{([A-Za-z]+):([^}]*)\}")
 _TIMESTAMP_FIELDS = {"yyyy": "%Y", "yy": "%y", "MM": "%m", "dd": "%d", "HH": "%H", "mm": "%M",
@@ -42,21 +44,14 @@ _TIMESTAMP_FIELDS = {"yyyy": "%Y", "yy": "%y", "MM": "%m", "dd": "%d", "HH": "%H
 _TIMESTAMP_TOKEN = re.compile(r"[A-Za-z]+|[-_/.=: ]|\d")
 _PARAMETERS = ["self", "delivery_stream_name", "version_id", "s3_destination", "records"]
 
-_original: Any = None
-
-
-class MotoContractError(RuntimeError):
-    """The moto internal this extension patches changed."""
-
 
 class UnsupportedDeliveryError(ValueError):
     """A destination setting the local engine cannot deliver as AWS would."""
 
 
 def check_contract() -> None:
-    from moto.firehose.models import FirehoseBackend
 
-    target = _original if _original is not None else FirehoseBackend.put_s3_records
+    target = _PATCH.original
     params = list(inspect.signature(target).parameters)
     if params != _PARAMETERS:
         raise MotoContractError(
@@ -65,28 +60,22 @@ def check_contract() -> None:
         )
 
 
-def install() -> None:
-    global _original
+def _owner() -> type:
     from moto.firehose.models import FirehoseBackend
 
-    if _original is not None:
-        return
-    check_contract()
-    _original = FirehoseBackend.put_s3_records
-    FirehoseBackend.put_s3_records = _put_s3_records  # type: ignore[method-assign,assignment]
+    return FirehoseBackend
+
+
+def install() -> None:
+    _PATCH.install()
 
 
 def uninstall() -> None:
-    global _original
-    from moto.firehose.models import FirehoseBackend
-
-    if _original is not None:
-        FirehoseBackend.put_s3_records = _original  # type: ignore[method-assign]
-        _original = None
+    _PATCH.uninstall()
 
 
 def installed() -> bool:
-    return _original is not None
+    return _PATCH.installed()
 
 
 def check_destination(destination: Mapping[str, Any]) -> None:
@@ -182,3 +171,6 @@ def _put_s3_records(
         kms_key_id=kms.get("AWSKMSKeyARN"),
     )
     return [{"RecordId": uuid.uuid4().hex} for _ in records]
+
+
+_PATCH = MethodPatch(_owner, "put_s3_records", _put_s3_records, check_contract)

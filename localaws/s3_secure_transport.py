@@ -19,20 +19,15 @@ import inspect
 import json
 from typing import Any
 
+from localaws.patching import MethodPatch, MotoContractError
+
 REQUEST_CONTEXT: dict[str, str] = {"aws:SecureTransport": "true", "s3:TlsVersion": "1.3"}
-
-_original: Any = None
-
-
-class MotoContractError(RuntimeError):
-    """The moto internal this extension patches changed."""
 
 
 def check_contract() -> None:
     from moto.iam.access_control import IAMPolicy
-    from moto.s3.models import FakeBucket
 
-    target = _original if _original is not None else FakeBucket.get_permission
+    target = _PATCH.original
     params = list(inspect.signature(target).parameters)
     if params != ["self", "action", "resource"]:
         raise MotoContractError(
@@ -49,28 +44,22 @@ def check_contract() -> None:
         )
 
 
-def install() -> None:
-    global _original
+def _owner() -> type:
     from moto.s3.models import FakeBucket
 
-    if _original is not None:
-        return
-    check_contract()
-    _original = FakeBucket.get_permission
-    FakeBucket.get_permission = _get_permission  # type: ignore[method-assign,assignment]
+    return FakeBucket
+
+
+def install() -> None:
+    _PATCH.install()
 
 
 def uninstall() -> None:
-    global _original
-    from moto.s3.models import FakeBucket
-
-    if _original is not None:
-        FakeBucket.get_permission = _original  # type: ignore[method-assign]
-        _original = None
+    _PATCH.uninstall()
 
 
 def installed() -> bool:
-    return _original is not None
+    return _PATCH.installed()
 
 
 def _get_permission(bucket: Any, action: str, resource: str) -> Any:
@@ -113,3 +102,6 @@ def _holds(operator: str, actual: str, expected: str) -> bool:
     if operator == "StringNotEquals":
         return actual.lower() != expected.lower()
     return True
+
+
+_PATCH = MethodPatch(_owner, "get_permission", _get_permission, check_contract)
