@@ -8,6 +8,7 @@ uvicorn does it in the app's lifespan -- the same objects either way.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,6 +58,11 @@ class ServingRuntime:
         self.manager.start_polling(self.refresh_seconds)
         if self.prediction_log is not None:
             self.prediction_log.start()
+        # Everything built so far (framework, models, spec) lives as long as the process; moving
+        # it out of the collector's generations keeps full collections -- which otherwise walk
+        # every startup object and stall the event loop for tens of ms -- short.
+        gc.collect()
+        gc.freeze()
         self.started = True
 
     async def stop(self) -> None:
