@@ -39,7 +39,7 @@ STALE_AFTER_SECONDS = 15 * 60
 class PredictionLog(Construct):
     """The log bucket, the delivery stream and its delivery-error log group.
 
-    Contract: `stream` accepts PutRecordBatch from principals granted by `grant_put(...)`;
+    Contract: `stream` accepts PutRecordBatch from roles holding `put_statement()`;
     `bucket` holds the delivered objects, expired after `retention_days`.
     """
 
@@ -87,12 +87,11 @@ class PredictionLog(Construct):
             encryption=firehose.StreamEncryption.customer_managed_key(data_key),
         )
 
-    def grant_put(self, grantee: iam.IGrantable) -> None:
-        """PutRecordBatch on this stream only: what the serving app calls, and nothing else."""
-        grantee.grant_principal.add_to_principal_policy(
-            iam.PolicyStatement(
-                actions=["firehose:PutRecordBatch"], resources=[self.stream.delivery_stream_arn]
-            )
+    def put_statement(self) -> iam.PolicyStatement:
+        """PutRecordBatch on this stream only: what the serving app calls, and nothing else
+        (a new statement per call, so each role gets its own)."""
+        return iam.PolicyStatement(
+            actions=["firehose:PutRecordBatch"], resources=[self.stream.delivery_stream_arn]
         )
 
     def stale_alarm(self) -> cloudwatch.Alarm:

@@ -217,10 +217,7 @@ def serving_statements(
             actions=["secretsmanager:GetSecretValue"], resources=[online.auth_secret.secret_arn]
         ),
         iam.PolicyStatement(actions=["kms:Decrypt"], resources=[data_key.key_arn]),
-        iam.PolicyStatement(  # as PredictionLog.grant_put, for roles that take statements
-            actions=["firehose:PutRecordBatch"],
-            resources=[prediction_log.stream.delivery_stream_arn],
-        ),
+        prediction_log.put_statement(),
     ]
 
 
