@@ -145,7 +145,8 @@ class PlanReader:
             raise RuntimeError("this reader has no Redis client; use decode() on replies")
         if not entity_ids:
             return []
-        replies = self.client.execute_command(*read_command(plan, entity_ids))
+        execute: Callable[..., Any] = self.client.execute_command  # untyped in redis-py
+        replies = execute(*read_command(plan, entity_ids))
         return self.decode(plan, replies)
 
     def decode(self, plan: RedisPlan, replies: Sequence[list[bytes | None]]) -> list[list[Any]]:
