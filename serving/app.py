@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import numpy as np
 import orjson
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -25,7 +26,13 @@ from pydantic.json_schema import models_json_schema
 
 from serving import api_models as m
 from serving.model import LoadedModel
-from serving.predict import RequestInvalid, invalid_item, parse_predict_body, score_items
+from serving.predict import (
+    RequestInvalid,
+    invalid_item,
+    json_safe,
+    parse_predict_body,
+    score_items,
+)
 from serving.runtime import FeatureStoreUnavailable, ServingRuntime, build_runtime
 from serving.settings import settings_from_env
 from serving.spec import ModelSpec
@@ -234,8 +241,6 @@ def create_app(runtime: ServingRuntime, *, manage_runtime: bool = True) -> FastA
             raise RequestInvalid(
                 infer_errors(wrong, width, len(body.instances), runtime.max_batch_size)
             )
-        import numpy as np
-
         matrix = np.array(body.instances, dtype=np.float64).astype(np.float32)
         scores = loaded.score(matrix).tolist()
         request_id = _request_id(request)
@@ -270,11 +275,9 @@ def infer_errors(wrong: list[int], width: int, count: int, limit: int) -> list[d
 
 
 def jsonable_errors(errors: Any) -> list[dict[str, Any]]:
-    from serving.predict import _json_safe
-
     return [
         {
-            k: _json_safe(v) if k == "input" else v
+            k: json_safe(v) if k == "input" else v
             for k, v in e.items()
             if k in ("type", "loc", "msg", "input")
         }

@@ -10,6 +10,7 @@ This module imports Feast and pandas (lazily); the serving app itself never impo
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import uuid
 from collections.abc import Sequence
@@ -75,6 +76,7 @@ def prepare(
     materialize(store, start, datetime.now(UTC), redis_url=redis_url)
     frame_dir = workdir / "frame"
     sd.write_frame(sd.training_frame(data), frame_dir / "part-0.parquet")
+    shutil.rmtree(workdir / "train", ignore_errors=True)  # a re-run trains afresh
     model_dir = train_sample_model(
         bundle, frame_dir, workdir / "train", hyperparameters={"num_round": num_round}
     )

@@ -50,13 +50,13 @@ def _clean(errors: list[Any], prefix: list[str | int]) -> list[dict[str, Any]]:
             "type": e["type"],
             "loc": ["body", *prefix, *e["loc"]],
             "msg": e["msg"],
-            "input": _json_safe(e.get("input")),
+            "input": json_safe(e.get("input")),
         }
         for e in errors
     ]
 
 
-def _json_safe(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
     """`value` as orjson can write it: non-finite floats, bytes and out-of-range ints as text."""
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
@@ -65,9 +65,9 @@ def _json_safe(value: Any) -> Any:
     if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**64:
         return str(value)
     if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
+        return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_json_safe(v) for v in value]
+        return [json_safe(v) for v in value]
     return value
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -79,7 +80,8 @@ class ServingRuntime:
             return []
         try:
             async with asyncio.timeout(self.redis_timeout * 2.5):
-                replies = await self.redis.execute_command(*read_command(plan, entity_ids))
+                execute: Callable[..., Awaitable[Any]] = self.redis.execute_command  # untyped
+                replies = await execute(*read_command(plan, entity_ids))
         except (TimeoutError, aioredis.RedisError, OSError) as exc:
             raise FeatureStoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
         return self.reader.decode(plan, replies)
