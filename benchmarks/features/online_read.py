@@ -15,13 +15,13 @@ from __future__ import annotations
 import argparse
 import random
 import statistics
-import time
 from collections.abc import Callable
 
 import redis
 from rich.console import Console
 from rich.table import Table
 
+from benchmarks._timing import latencies_ms
 from benchmarks.features._setup import BenchEnv, bench_env, machine
 from features import codec
 from features.materialize import materialize
@@ -64,17 +64,6 @@ def _readers(env: BenchEnv) -> dict[str, Reader]:
     }
 
 
-def _latencies(read: Reader, requests: list[list[int]]) -> list[float]:
-    for ids in requests[:50]:
-        read(ids)
-    timings = []
-    for ids in requests:
-        started = time.perf_counter()
-        read(ids)
-        timings.append((time.perf_counter() - started) * 1_000)
-    return timings
-
-
 def _p(values: list[float], q: int) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
 
@@ -95,7 +84,7 @@ def main() -> None:
         for size in (1, 100):
             requests = [rng.sample(ids, size) for _ in range(args.iterations)]
             for name, read in readers.items():
-                timings = _latencies(read, requests)
+                timings = latencies_ms(read, requests)
                 table.add_row(str(size), name, f"{_p(timings, 50):.3f}", f"{_p(timings, 99):.3f}",
                               f"{statistics.fmean(timings):.3f}")  # fmt: skip
     console.print(table)

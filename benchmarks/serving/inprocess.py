@@ -23,6 +23,7 @@ import orjson
 import redis
 import uvloop
 
+from benchmarks._timing import latencies_ms
 from serving.local import MODEL, LocalServing
 from serving.model import session_options
 from serving.predict import parse_predict_body, score_items
@@ -61,14 +62,7 @@ async def _time_async(call: Callable[[bytes], Awaitable[object]], bodies: list[b
 
 
 def _time_sync(call: Callable[[bytes], object], bodies: list[bytes]) -> Timing:
-    for body in bodies[:50]:
-        call(body)
-    timings = []
-    for body in bodies:
-        started = time.perf_counter()
-        call(body)
-        timings.append((time.perf_counter() - started) * 1000)
-    return _summary(timings)
+    return _summary(latencies_ms(call, bodies))
 
 
 def _ignore_body(call: Callable[[], object]) -> Callable[[bytes], object]:
