@@ -66,18 +66,6 @@ def _owner() -> type:
     return FirehoseBackend
 
 
-def install() -> None:
-    _PATCH.install()
-
-
-def uninstall() -> None:
-    _PATCH.uninstall()
-
-
-def installed() -> bool:
-    return _PATCH.installed()
-
-
 def check_destination(destination: Mapping[str, Any]) -> None:
     """Raise `UnsupportedDeliveryError` for S3 destination settings not emulated here."""
     problems = []
@@ -174,3 +162,4 @@ def _put_s3_records(
 
 
 _PATCH = MethodPatch(_owner, "put_s3_records", _put_s3_records, check_contract)
+install, uninstall, installed = _PATCH.install, _PATCH.uninstall, _PATCH.installed

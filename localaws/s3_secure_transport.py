@@ -50,18 +50,6 @@ def _owner() -> type:
     return FakeBucket
 
 
-def install() -> None:
-    _PATCH.install()
-
-
-def uninstall() -> None:
-    _PATCH.uninstall()
-
-
-def installed() -> bool:
-    return _PATCH.installed()
-
-
 def _get_permission(bucket: Any, action: str, resource: str) -> Any:
     from moto.iam.access_control import IAMPolicy, PermissionResult
 
@@ -105,3 +93,4 @@ def _holds(operator: str, actual: str, expected: str) -> bool:
 
 
 _PATCH = MethodPatch(_owner, "get_permission", _get_permission, check_contract)
+install, uninstall, installed = _PATCH.install, _PATCH.uninstall, _PATCH.installed
