@@ -21,6 +21,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from mlops.config_registry import RegistryConfig
 from mlops.config_serving import ServingConfig
 
 ENVIRONMENT_NAMES = ("local", "dev", "prod")
@@ -251,6 +252,7 @@ class EnvironmentConfig(_Strict):
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     feature_store: FeatureStoreConfig = Field(default_factory=FeatureStoreConfig)
     serving: ServingConfig = Field(default_factory=ServingConfig)
+    registry: RegistryConfig = Field(default_factory=RegistryConfig)
     tags: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("region")
