@@ -15,6 +15,7 @@ from mlops.config import (
     read_cdk_context,
 )
 from mlops.features_cli import features_app
+from mlops.models_cli import deployments_command, models_app, rollback_command
 from mlops.runs import RunsRepository
 
 app = typer.Typer(
@@ -85,6 +86,9 @@ def bench(
 
 app.add_typer(bundle_app, name="bundle", help="Model bundles: validate and upload.")
 app.add_typer(features_app, name="features")
+app.add_typer(models_app, name="models")
+app.command("deployments")(deployments_command)
+app.command("rollback")(rollback_command)
 local_app = typer.Typer(help="The local engine: the `local` app in an in-process emulator.",
                         no_args_is_help=True)  # fmt: skip
 app.add_typer(local_app, name="local")

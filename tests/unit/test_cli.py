@@ -15,7 +15,8 @@ runner = CliRunner(env={"COLUMNS": "200"})
 def test_every_command_group_is_registered() -> None:
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
-    for command in ("config", "demo", "bench", "bundle", "features", "local", "runs"):
+    for command in ("config", "demo", "bench", "bundle", "features", "local", "runs", "models",
+                    "deployments", "rollback"):  # fmt: skip
         assert f"│ {command} " in result.output, command
 
 
