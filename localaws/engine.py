@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from localaws import (
+    codedeploy,
     events,
     firehose_delivery,
     lambda_runtime,
@@ -42,6 +43,7 @@ _EXTENSIONS = (
     stepfunctions_sync,
     lambda_runtime,
     events,
+    codedeploy,
     s3_secure_transport,
     firehose_delivery,
 )

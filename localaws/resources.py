@@ -153,7 +153,12 @@ def handler(*resource_types: str) -> Callable[[Handler], Handler]:
 
 def _load_handlers() -> None:
     # Handler modules register themselves on import.
-    from localaws import cfn_handlers_core, cfn_handlers_platform, cfn_handlers_serving  # noqa: F401
+    from localaws import (  # noqa: F401
+        cfn_handlers_core,
+        cfn_handlers_platform,
+        cfn_handlers_rollout,
+        cfn_handlers_serving,
+    )
 
 
 def moto_types() -> Mapping[str, Any]:
