@@ -43,10 +43,27 @@ class ServedModel(_Strict):
         return self
 
 
+class LambdaRollout(_Strict):
+    """How an approved version reaches the `live` alias: CodeDeploy shifts traffic from the
+    serving version to the new one and rolls back by itself when a serving alarm fires.
+
+    `all_at_once` moves the alias in one step (no CodeDeploy deployment); `canary` sends
+    `percent` % of traffic to the new version for `interval_minutes`, then the rest; `linear`
+    adds `percent` % every `interval_minutes`.
+    """
+
+    strategy: Literal["all_at_once", "canary", "linear"] = "canary"
+    percent: int = Field(default=10, ge=1, le=99, description="Traffic share per step.")
+    interval_minutes: int = Field(
+        default=5, ge=1, le=2880, description="Minutes between steps (CodeDeploy's bounds)."
+    )
+
+
 class LambdaServing(_Strict):
     """The proxy as a Lambda function (Mangum) behind an IAM-authenticated Function URL."""
 
     enabled: bool = True
+    rollout: LambdaRollout = Field(default_factory=LambdaRollout)
     memory_mb: int = Field(default=2048, ge=512, le=10_240)
     timeout_seconds: int = Field(default=10, ge=1, le=60)
     reserved_concurrency: int | None = Field(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,13 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from features.redis_plan import PlanReader, RedisPlan, read_command
-from serving.champion import ChampionSource, DirectoryChampion, RegistryChampion
+from serving.champion import (
+    ChampionSource,
+    DirectoryChampion,
+    PinnedChampion,
+    PointerChampion,
+    RegistryChampion,
+)
 from serving.manager import ModelManager
 from serving.predictlog import FirehoseSink, JsonLinesSink, PredictionLog
 from serving.settings import ServingSettings
@@ -128,12 +134,39 @@ def _client(service: str, settings: ServingSettings) -> Any:
     return boto3.client(service, region_name=settings.region, endpoint_url=settings.endpoint_url)
 
 
-def champion_source(settings: ServingSettings) -> ChampionSource:
+class UnservedPinError(ValueError):
+    """MLOPS_SERVING_PINNED_MODELS pins a model the spec does not serve."""
+
+
+def champion_source(settings: ServingSettings, served: Collection[str]) -> ChampionSource:
+    """The source `settings.model_source` names, wrapped by `PinnedChampion` when models are
+    pinned. Raises `UnservedPinError` when a pinned model is not in `served` (a pin for
+    another function's model is a deployment mistake, not something to ignore)."""
+    unserved = sorted(set(settings.pinned_models) - set(served))
+    if unserved:
+        raise UnservedPinError(
+            f"MLOPS_SERVING_PINNED_MODELS pins {unserved}, which this app does not serve "
+            f"(it serves {sorted(served)})"
+        )
+    source = _unpinned_source(settings)
+    if not settings.pinned_models:
+        return source
+    return PinnedChampion(
+        settings.pinned_models, _client("sagemaker", settings), _client("s3", settings),
+        Path(settings.model_cache_dir), fallback=source,
+    )  # fmt: skip
+
+
+def _unpinned_source(settings: ServingSettings) -> ChampionSource:
+    cache = Path(settings.model_cache_dir)
     if settings.model_source == "directory":
         return DirectoryChampion(Path(settings.model_dir or ""))
-    return RegistryChampion(
-        _client("sagemaker", settings), _client("s3", settings), Path(settings.model_cache_dir)
-    )
+    if settings.model_source == "champion":
+        from mlops.deployments import ChampionPointer
+
+        pointer = ChampionPointer(settings.champion_prefix or "", ssm=_client("ssm", settings))
+        return PointerChampion(pointer, _client("s3", settings), cache)
+    return RegistryChampion(_client("sagemaker", settings), _client("s3", settings), cache)
 
 
 def prediction_log(settings: ServingSettings) -> PredictionLog | None:
@@ -153,7 +186,7 @@ def build_runtime(settings: ServingSettings) -> ServingRuntime:
     spec = ServingSpec.from_json(text)
     return ServingRuntime(
         spec=spec,
-        manager=ModelManager(spec.models, champion_source(settings)),
+        manager=ModelManager(spec.models, champion_source(settings, spec.models)),
         redis=redis_from_settings(settings),
         redis_timeout=settings.redis_timeout_ms / 1000,
         max_batch_size=settings.max_batch_size,

@@ -7,10 +7,17 @@ from on AWS: the serving stack sets them on the function / pod (docs/serving.md)
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# A model package version (what the registry and the approval hook name); an unversioned
+# package (no group) is accepted too.
+MODEL_PACKAGE_ARN = re.compile(
+    r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:model-package/[A-Za-z0-9-]{1,63}(/\d+)?$"
+)
 
 
 class ServingSettings(BaseSettings):
@@ -35,11 +42,24 @@ class ServingSettings(BaseSettings):
     )
     redis_timeout_ms: int = Field(default=20, ge=1, le=5_000)
 
-    model_source: Literal["registry", "directory"] = Field(
+    model_source: Literal["champion", "registry", "directory"] = Field(
         default="registry",
-        description="'registry': each model's champion is the newest Approved package of its "
+        description="'champion': each model's champion is the version its champion pointer "
+        "names (the SSM parameter <champion_prefix><model> the approval hook writes after a "
+        "rollout; what the stacks set); 'registry': the newest Approved package of its "
         "SageMaker model package group; 'directory': <model_dir>/<model>/ holds model.onnx and "
         "signature.json (benchmarks, tests, bring-your-own).",
+    )
+    champion_prefix: str | None = Field(
+        default=None,
+        description="Pointer parameter prefix, /<project>/<env>/champions/ "
+        "(mlops.deployments.pointer_prefix); required by model_source 'champion'.",
+    )
+    pinned_models: dict[str, str] = Field(
+        default_factory=dict,
+        description="JSON {model: model package ARN}: these models serve exactly that package "
+        "whatever the source says (the approval hook sets it on the Lambda versions it "
+        "publishes); every key must be a served model (checked when the runtime is built).",
     )
     model_dir: str | None = None
     model_cache_dir: str = Field(
@@ -65,6 +85,17 @@ class ServingSettings(BaseSettings):
         default=None, description="AWS endpoint override (the local engine, LocalStack)."
     )
 
+    @field_validator("pinned_models")
+    @classmethod
+    def _package_arns(cls, pins: dict[str, str]) -> dict[str, str]:
+        bad = {model: arn for model, arn in pins.items() if not MODEL_PACKAGE_ARN.match(arn)}
+        if bad:
+            raise ValueError(
+                f"MLOPS_SERVING_PINNED_MODELS: {bad} are not model package ARNs "
+                "(arn:<partition>:sagemaker:<region>:<account>:model-package/<group>/<version>)"
+            )
+        return pins
+
     @model_validator(mode="after")
     def _complete(self) -> ServingSettings:
         if (self.spec is None) == (self.spec_file is None):
@@ -75,6 +106,15 @@ class ServingSettings(BaseSettings):
             )
         if self.model_source == "directory" and not self.model_dir:
             raise ValueError("MLOPS_SERVING_MODEL_SOURCE=directory needs MLOPS_SERVING_MODEL_DIR")
+        if self.model_source == "champion" and not self.champion_prefix:
+            raise ValueError(
+                "MLOPS_SERVING_MODEL_SOURCE=champion needs MLOPS_SERVING_CHAMPION_PREFIX"
+            )
+        prefix = self.champion_prefix
+        if prefix is not None and not (prefix.startswith("/") and prefix.endswith("/")):
+            raise ValueError(
+                f"MLOPS_SERVING_CHAMPION_PREFIX {prefix!r} must start and end with '/'"
+            )
         if self.prediction_log_stream and self.prediction_log_file:
             raise ValueError(
                 "set at most one of MLOPS_SERVING_PREDICTION_LOG_STREAM and _PREDICTION_LOG_FILE"

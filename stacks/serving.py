@@ -45,7 +45,9 @@ class ServingStack(PlatformStack):
     Both tiers run the same app with the same settings (`serving_environment`, except the
     model cache directory, which each tier sets) and the same IAM statements
     (`serving_statements`), and both write to `prediction_log`. The spec is
-    `serving_spec(env_config)`. Alarms go to `alarm_topic` when given.
+    `serving_spec(env_config)`. Each model serves what its champion pointer under
+    `champion_prefix` (mlops.deployments.pointer_prefix) names. Alarms go to `alarm_topic` when
+    given.
     """
 
     def __init__(
@@ -59,11 +61,13 @@ class ServingStack(PlatformStack):
         access_logs: s3.IBucket,
         online: OnlineFeatureStore,
         artifacts_bucket: s3.IBucket,
+        champion_prefix: str,
         alarm_topic: sns.ITopic | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, env_config=env_config, **kwargs)
         config = env_config.serving
+        self.champion_prefix = champion_prefix
         self.prediction_log = PredictionLog(
             self, "PredictionLog", data_key=data_key, access_logs=access_logs,
             retention_days=config.prediction_log_retention_days,
@@ -77,6 +81,7 @@ class ServingStack(PlatformStack):
         spec = (
             serving_spec(env_config) if config.lambda_.enabled or config.eks.mode != "off" else ""
         )
+        self.spec = spec  # what every tier serves (empty when no tier runs)
         self.function: ServingFunction | None = None
         if config.lambda_.enabled:
             self.function = ServingFunction(
@@ -85,7 +90,7 @@ class ServingStack(PlatformStack):
                 dependencies=env_config.lambda_dependencies,
                 log_retention_days=env_config.log_retention_days, data_key=data_key, vpc=vpc,
                 online=online, artifacts_bucket=artifacts_bucket,
-                prediction_log=self.prediction_log,
+                prediction_log=self.prediction_log, champion_prefix=champion_prefix,
             )  # fmt: skip
             suppress_serving_function_findings(self.function.role)
             alarms += self.function.alarms()
@@ -120,9 +125,10 @@ class ServingStack(PlatformStack):
         serving = ServingOnEks(
             self, "Eks", config=eks_config, vpc=vpc,
             env=serving_environment(config, spec, online, self.prediction_log, self.region,
-                                    model_cache_dir=None),
+                                    model_cache_dir=None, champion_prefix=self.champion_prefix),
             statements=serving_statements(self, config, online, artifacts_bucket, data_key,
-                                          self.prediction_log),
+                                          self.prediction_log,
+                                          champion_prefix=self.champion_prefix),
             name_prefix=self.stack_name.lower().removesuffix("-serving"),
             secrets_key=data_key, existing=existing,
             log_retention=retention(env_config.log_retention_days),
@@ -149,12 +155,19 @@ class ServingStack(PlatformStack):
             "PredictionLogBucket": self.prediction_log.bucket.bucket_name,
             "PredictionLogStream": self.prediction_log.stream.delivery_stream_name,
         }
-        if self.function is not None:
+        function = self.function
+        if function is not None:
             outputs |= {
-                "ServingUrl": self.function.url.url,
-                "ServingFunctionName": self.function.function.function_name,
-                "ServingAliasArn": self.function.alias.function_arn,
+                "ServingUrl": function.url.url,
+                "ServingFunctionName": function.function.function_name,
+                "ServingAlias": function.alias.alias_name,
+                "ServingAliasArn": function.alias.function_arn,
             }
+            if function.rollout_application is not None and function.rollout_group is not None:
+                outputs |= {
+                    "RolloutApplication": function.rollout_application.application_name,
+                    "RolloutDeploymentGroup": function.rollout_group.deployment_group_name,
+                }
         if self.eks is not None:
             outputs |= {
                 "EksClusterName": self.eks.cluster.cluster_name,

@@ -29,9 +29,24 @@ def applied_manifest(template: Template) -> tuple[dict[str, dict[str, Any]], lis
     return {obj["kind"]: obj for obj in json.loads(text)}, tokens
 
 
-def assert_app_data_statements(by_action: dict[str, Any]) -> None:
-    """What every serving tier's role reads and writes: model archives, the Redis AUTH secret,
-    the data key, the prediction-log stream (PutRecordBatch only)."""
+def assert_app_data_statements(
+    by_action: dict[str, Any], models: tuple[str, ...] = ("credit-risk",)
+) -> None:
+    """What every serving tier's role reads and writes: the served models' champion pointers
+    (one ARN each, no wildcard), model archives, the Redis AUTH secret, the data key, the
+    prediction-log stream (PutRecordBatch only)."""
+    statement = by_action["ssm:GetParameter"]
+    resources = statement["Resource"]
+    resources = resources if isinstance(resources, list) else [resources]
+    assert (statement["Action"], statement["Effect"]) == ("ssm:GetParameter", "Allow")
+    assert resources == [
+        {"Fn::Join": ["", [
+            "arn:aws:ssm:ap-northeast-2:", {"Ref": "AWS::AccountId"},
+            f":parameter/mlops/dev/champions/{model}",
+        ]]}
+        for model in sorted(models)
+    ]  # fmt: skip
+    assert [action for action in by_action if action.startswith("ssm:")] == ["ssm:GetParameter"]
     artifacts = by_action["s3:GetObject"]["Resource"]["Fn::Join"][1]
     assert imports(artifacts[0], "training", "ArtifactsBucket")
     assert artifacts[1] == "/runs/*/model.tar.gz"

@@ -23,6 +23,9 @@ ACCEPTED_CFN_LINT = {
     # CDK adds an explicit DependsOn from a function or state machine to its execution role
     # next to the GetAtt of the role's ARN; redundant, harmless, and not ours to change.
     ("W3005", "dependency already enforced by a 'GetAtt'"),
+    # aws-codedeploy's LambdaDeploymentGroup adds DependsOn on its custom deployment config
+    # next to the Ref of the config's name (the serving alias's canary/linear rollout).
+    ("W3005", "dependency already enforced by a 'Ref' at 'Resources/LambdaRolloutGroup"),
     # Availability zones are chosen per environment in the typed config (deliberate
     # placement; synthesis needs no EC2 lookup), so templates name them.
     ("W3010", "Avoid hardcoding availability zones"),

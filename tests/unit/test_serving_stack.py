@@ -25,7 +25,8 @@ TUNED = {
     "redis_timeout_ms": 35,
     "prediction_log_retention_days": 90,
     "lambda": {"reserved_concurrency": 5, "provisioned_concurrency": 2,
-               "p99_latency_alarm_ms": 120, "error_rate_alarm_percent": 2.5},
+               "p99_latency_alarm_ms": 120, "error_rate_alarm_percent": 2.5,
+               "rollout": {"strategy": "linear", "percent": 20, "interval_minutes": 3}},
 }  # fmt: skip
 
 
@@ -88,8 +89,9 @@ def test_the_live_alias_has_an_iam_authenticated_function_url(synthesized: Synth
     )  # fmt: skip
     assert not template.find_resources("AWS::Lambda::Permission")  # no public invoke grant
     outputs = template.find_outputs("*")
-    assert {"ServingUrl", "ServingFunctionName", "PredictionLogBucket",
+    assert {"ServingUrl", "ServingFunctionName", "ServingAliasArn", "PredictionLogBucket",
             "PredictionLogStream"} <= set(outputs)  # fmt: skip
+    assert outputs["ServingAlias"]["Value"] == "live"
 
 
 def test_no_provisioned_or_reserved_concurrency_by_default(synthesized: Synth) -> None:
@@ -151,7 +153,8 @@ def test_the_environment_carries_the_spec_redis_and_runtime_settings(synthesized
         "MLOPS_SERVING_SPEC": variables["MLOPS_SERVING_SPEC"],
         "MLOPS_SERVING_REDIS_TLS": "true",
         "MLOPS_SERVING_REDIS_TIMEOUT_MS": "20",
-        "MLOPS_SERVING_MODEL_SOURCE": "registry",
+        "MLOPS_SERVING_MODEL_SOURCE": "champion",
+        "MLOPS_SERVING_CHAMPION_PREFIX": "/mlops/dev/champions/",
         "MLOPS_SERVING_MODEL_CACHE_DIR": "/tmp/mlops-models",
         "MLOPS_SERVING_REFRESH_SECONDS": "30",
         "MLOPS_SERVING_MAX_BATCH_SIZE": "100",
@@ -184,7 +187,7 @@ def test_the_role_is_scoped_to_the_models_artifacts_secret_and_stream(tuned: Tem
     )
     assert describes == [f"{prefix}model-package/{name}/*"
                          for name in ("Fraud-Check", "credit-risk", "fraud-check")]  # fmt: skip
-    assert_app_data_statements(by_action)
+    assert_app_data_statements(by_action, models=("Fraud-Check", "credit-risk"))
     unscoped = {action for action, s in by_action.items() if s["Resource"] == "*"}
     assert unscoped == {
         "ec2:AssignPrivateIpAddresses", "ec2:CreateNetworkInterface",
@@ -224,6 +227,100 @@ def test_alias_alarms_use_the_configured_thresholds_and_notify(tuned: Template) 
     for alarm in alarms.values():
         (action,) = alarm["AlarmActions"]
         assert imports(action, "training", "Notifications")
+
+
+def _rollout(template: Template) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The deployment group's properties and its deployment config's."""
+    (group,) = template.find_resources("AWS::CodeDeploy::DeploymentGroup").values()
+    ((config_id, config),) = template.find_resources("AWS::CodeDeploy::DeploymentConfig").items()
+    assert group["Properties"]["DeploymentConfigName"] == {"Ref": config_id}
+    return group["Properties"], config["Properties"]
+
+
+def test_a_canary_rollout_shifts_the_alias_and_rolls_back_on_its_alarms(
+    synthesized: Synth,
+) -> None:
+    template = _template(synthesized)
+    group, config = _rollout(template)
+    assert config == {"ComputePlatform": "Lambda", "TrafficRoutingConfig": {
+        "Type": "TimeBasedCanary", "TimeBasedCanary": {"CanaryPercentage": 10,
+                                                       "CanaryInterval": 5}}}  # fmt: skip
+    own_alarms = {
+        i
+        for i in _alarms(template)
+        if i.startswith(("LambdaErrorRate", "LambdaLatencyP99", "LambdaThrottles"))
+    }
+    assert len(own_alarms) == 3
+    assert group["AlarmConfiguration"]["Enabled"] is True
+    assert {alarm["Name"]["Ref"] for alarm in group["AlarmConfiguration"]["Alarms"]} == own_alarms
+    assert group["AutoRollbackConfiguration"]["Enabled"] is True
+    assert sorted(group["AutoRollbackConfiguration"]["Events"]) == [
+        "DEPLOYMENT_FAILURE",
+        "DEPLOYMENT_STOP_ON_ALARM",
+        "DEPLOYMENT_STOP_ON_REQUEST",
+    ]
+    ((application_id, application),) = template.find_resources(
+        "AWS::CodeDeploy::Application").items()  # fmt: skip
+    assert application["Properties"]["ComputePlatform"] == "Lambda"
+    assert group["ApplicationName"] == {"Ref": application_id}
+    ((alias_id, alias),) = template.find_resources("AWS::Lambda::Alias").items()
+    assert alias["UpdatePolicy"]["CodeDeployLambdaAliasUpdate"] == {
+        "ApplicationName": {"Ref": application_id}, "DeploymentGroupName": _group_ref(template)
+    }  # fmt: skip
+    outputs = template.find_outputs("*")
+    assert outputs["RolloutApplication"]["Value"] == {"Ref": application_id}
+    assert outputs["RolloutDeploymentGroup"]["Value"] == _group_ref(template)
+    role_id = group["ServiceRoleArn"]["Fn::GetAtt"][0]
+    role = template.find_resources("AWS::IAM::Role")[role_id]["Properties"]
+    assert role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {
+        "Service": "codedeploy.amazonaws.com"
+    }
+    assert "ManagedPolicyArns" not in role  # not AWSCodeDeployRoleForLambdaLimited
+    (policy,) = template.find_resources(
+        "AWS::IAM::Policy", {"Properties": {"Roles": [{"Ref": role_id}]}}
+    ).values()
+    function_id = _function_id(template)
+    assert policy["Properties"]["PolicyDocument"]["Statement"] == [
+        {"Action": ["lambda:GetAlias", "lambda:GetProvisionedConcurrencyConfig",
+                    "lambda:UpdateAlias"], "Effect": "Allow",
+         "Resource": [{"Fn::GetAtt": [function_id, "Arn"]}, {"Ref": alias_id}]},
+        {"Action": "cloudwatch:DescribeAlarms", "Effect": "Allow",
+         "Resource": [{"Fn::GetAtt": [alarm, "Arn"]} for alarm in sorted(own_alarms)]},
+    ]  # fmt: skip
+
+
+def _group_ref(template: Template) -> dict[str, str]:
+    (group_id,) = template.find_resources("AWS::CodeDeploy::DeploymentGroup")
+    return {"Ref": group_id}
+
+
+def _function_id(template: Template) -> str:
+    (function_id,) = template.find_resources(
+        "AWS::Lambda::Function", {"Properties": {"Handler": HANDLER}}
+    )
+    return function_id
+
+
+def test_a_linear_rollout_adds_the_configured_share_per_interval(tuned: Template) -> None:
+    _, config = _rollout(tuned)
+    assert config["TrafficRoutingConfig"] == {
+        "Type": "TimeBasedLinear", "TimeBasedLinear": {"LinearPercentage": 20,
+                                                       "LinearInterval": 3}}  # fmt: skip
+
+
+def test_all_at_once_leaves_the_alias_without_a_deployment_group(tmp_path: Path) -> None:
+    overrides = _with_serving({"lambda": {"rollout": {"strategy": "all_at_once"}}})
+    template = Template.from_stack(
+        synthesize_environment("dev", tmp_path, overrides=overrides).stack("serving")
+    )
+    for kind in ("Application", "DeploymentGroup", "DeploymentConfig"):
+        template.resource_count_is(f"AWS::CodeDeploy::{kind}", 0)
+    (alias,) = template.find_resources("AWS::Lambda::Alias").values()
+    assert "UpdatePolicy" not in alias
+    assert "codedeploy.amazonaws.com" not in json.dumps(template.find_resources("AWS::IAM::Role"))
+    outputs = template.find_outputs("*")
+    assert outputs["ServingAlias"]["Value"] == "live"
+    assert not {"RolloutApplication", "RolloutDeploymentGroup"} & set(outputs)
 
 
 def test_prediction_logs_are_encrypted_compressed_and_partitioned_by_day(

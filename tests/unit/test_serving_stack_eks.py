@@ -123,8 +123,8 @@ def test_the_pods_get_the_lambdas_settings_with_their_own_model_cache(
 def test_the_pods_role_holds_the_apps_statements(created: SynthesizedEnvironment) -> None:
     by_action = _pods_statements(_template(created))
     assert set(by_action) == {
-        "sagemaker:ListModelPackages", "sagemaker:DescribeModelPackage", "s3:GetObject",
-        "secretsmanager:GetSecretValue", "kms:Decrypt", "firehose:PutRecordBatch",
+        "ssm:GetParameter", "sagemaker:ListModelPackages", "sagemaker:DescribeModelPackage",
+        "s3:GetObject", "secretsmanager:GetSecretValue", "kms:Decrypt", "firehose:PutRecordBatch",
     }  # fmt: skip
     describe = by_action["sagemaker:DescribeModelPackage"]["Resource"]["Fn::Join"][1]
     assert describe[-1] == ":model-package/credit-risk/*"

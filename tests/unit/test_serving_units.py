@@ -176,7 +176,20 @@ BASE: dict[str, Any] = {"spec": "{}", "redis_url": "redis://localhost:6379/0"}
         ({"prediction_log_stream": "s", "prediction_log_file": "f"}, "set at most one of"),
         ({"redis_timeout_ms": 0}, "greater than or equal to 1"),
         ({"max_batch_size": 10_001}, "less than or equal to 10000"),
-        ({"model_source": "s3"}, "Input should be 'registry' or 'directory'"),
+        ({"model_source": "s3"}, "Input should be 'champion', 'registry' or 'directory'"),
+        ({"model_source": "champion"}, "MLOPS_SERVING_MODEL_SOURCE=champion needs MLOPS_SERVING_"),
+        ({"champion_prefix": "mlops/dev/champions/"}, "_CHAMPION_PREFIX 'mlops/dev/champions/' "),
+        ({"champion_prefix": "/mlops/dev/champions"}, "must start and end with '/'"),
+        (
+            {
+                "pinned_models": {
+                    "credit-risk": "arn:aws:sagemaker:ap-northeast-2:123456789012:"
+                    "model-package-group/credit-risk"
+                }
+            },
+            "are not model package ARNs",
+        ),
+        ({"pinned_models": {"credit-risk": "3"}}, "{'credit-risk': '3'} are not model package"),
     ],
 )
 def test_settings_name_what_is_wrong(changes: dict[str, Any], message: str) -> None:
@@ -196,6 +209,20 @@ def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
     assert (settings.redis_tls, settings.model_source, settings.max_batch_size) == (
         True, "registry", 100,
     )  # fmt: skip
+    assert (settings.champion_prefix, settings.pinned_models) == (None, {})
+
+
+def test_pins_come_from_the_environment_as_json(monkeypatch: pytest.MonkeyPatch) -> None:
+    arn = "arn:aws:sagemaker:ap-northeast-2:123456789012:model-package/credit-risk/3"
+    monkeypatch.setenv("MLOPS_SERVING_SPEC", "{}")
+    monkeypatch.setenv("MLOPS_SERVING_REDIS_URL", "redis://localhost:6379/0")
+    monkeypatch.setenv("MLOPS_SERVING_MODEL_SOURCE", "champion")
+    monkeypatch.setenv("MLOPS_SERVING_CHAMPION_PREFIX", "/mlops/dev/champions/")
+    monkeypatch.setenv("MLOPS_SERVING_PINNED_MODELS", json.dumps({"credit-risk": arn}))
+    settings = ServingSettings()
+    assert settings.model_source == "champion"
+    assert settings.champion_prefix == "/mlops/dev/champions/"
+    assert settings.pinned_models == {"credit-risk": arn}
 
 
 REGION = "ap-northeast-2"
