@@ -1,5 +1,5 @@
-"""Engine handlers for the types the serving stack brings: Lambda versions, Firehose delivery
-streams and CloudWatch log streams.
+"""Engine handlers for the types the serving and registry stacks bring: Lambda versions, Firehose
+delivery streams, CloudWatch log streams and log metric filters.
 
 moto 5.2.5 has no CloudFormation model for delivery streams or log streams, and its model of
 `AWS::Lambda::Version` answers neither `Ref` (the version's ARN) nor `Fn::GetAtt ... Version`
@@ -63,4 +63,25 @@ def log_stream(context: ResourceContext) -> Created:
     props = context.properties
     name = props.get("LogStreamName", context.physical_name)
     context.client("logs").create_log_stream(logGroupName=props["LogGroupName"], logStreamName=name)
+    return Created(physical_id=name)
+
+
+@handler("AWS::Logs::MetricFilter")
+def metric_filter(context: ResourceContext) -> Created:
+    """Stored through PutMetricFilter (moto has no CloudFormation model for it). moto keeps the
+    filter but never turns matching log events into metric data, so an alarm on the filter's
+    metric stays in INSUFFICIENT_DATA in the engine."""
+    props = context.properties
+    name = props.get("FilterName", context.physical_name)
+    transformations = [
+        {key: item[key] for key in ("MetricName", "MetricNamespace", "MetricValue",
+                                    "DefaultValue", "Unit", "Dimensions") if key in item}
+        for item in props["MetricTransformations"]
+    ]  # fmt: skip
+    context.client("logs").put_metric_filter(
+        logGroupName=props["LogGroupName"], filterName=name,
+        filterPattern=props["FilterPattern"], metricTransformations=[
+            {k[0].lower() + k[1:]: v for k, v in t.items()} for t in transformations
+        ],
+    )  # fmt: skip
     return Created(physical_id=name)

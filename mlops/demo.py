@@ -45,13 +45,11 @@ NOT_BUILT = (
         "Functions → processing job); the job's code ran above",
         "feature-store work",
     ),
-    (
-        "the approval hook: approving deploys (ledger, alias shift, canary, rollback); the demo "
-        "approves in the registry and the proxy loads the champion itself",
-        "approval work",
-    ),
 )
-APPROVE_STEP = "approve the version in the registry (what the SageMaker console does)"
+APPROVE_STEP = (
+    "approve the version (`mlops models approve`) → EventBridge → approval hook: artifact "
+    "check, pinned Lambda version, CodeDeploy canary on the `live` alias, ledger, champion"
+)
 SERVE_STEP = (
     "model proxy (the deployed function's settings, Mangum, Function URL event): online "
     "features → ONNX Runtime → score; prediction log → Firehose → S3"
@@ -170,7 +168,7 @@ def run_demo(console: Console | None = None, workdir: Path | None = None) -> dic
             with steps.step(FEATURE_STEP):
                 result["features"] = _feature_store(engine, scratch / "features", console)
             with steps.step(APPROVE_STEP):
-                result["approved"] = approve(str(result["run"].model_package_arn), console)
+                result["approved"] = approve(engine, str(result["run"].model_package_arn), console)
             with steps.step(SERVE_STEP):
                 customers = result["features"]["customers"]
                 result["serving"] = serve(engine, customers, scratch / "serving", console)

@@ -1,10 +1,13 @@
 """The demo's last steps: approve the registered version, then ask the model proxy for scores.
 
-Approval here is what the registry console (or `update_model_package`) does; the hook that turns
-an approval into a deployment is not built yet. Serving runs the deployed function's own
-configuration -- the serving spec and settings read back from the Lambda function the serving
-stack created in the engine -- through the same Mangum handler type Lambda invokes, with a
-Function URL event. One difference is explicit: the engine stands in for ElastiCache with a plain
+Approval is what the registry console (or `mlops models approve`) does: UpdateModelPackage. The
+engine's SageMaker emits the state-change event, the registry stack's rule delivers it to the
+approval hook, and the hook checks the artifact, publishes a serving version pinned to it, shifts
+the `live` alias to it through CodeDeploy (a canary, minutes compressed by the engine), records
+the ledger entry and moves the champion pointer. Serving then runs the configuration of the
+version the `live` alias points at -- the serving spec and settings read back from the Lambda
+function in the engine -- through the same Mangum handler type Lambda invokes, with a Function
+URL event. One difference is explicit: the engine stands in for ElastiCache with a plain
 local redis-server, so the function's TLS/AUTH Redis settings are replaced by that server's URL.
 """
 
@@ -23,16 +26,39 @@ from localaws.engine import LocalEngine
 SETTINGS_PREFIX = "MLOPS_SERVING_"
 
 
-def approve(package_arn: str, console: Console) -> dict[str, Any]:
+def approve(engine: LocalEngine, package_arn: str, console: Console) -> dict[str, Any]:
+    """Approve; wait for the hook's ledger entry to reach its outcome (DemoError otherwise)."""
+    from mlops.demo import DemoError
+    from mlops.deployments import Ledger, Outcome
+
+    assert engine.deployment is not None
+    outputs = engine.deployment[f"{engine.project}-local-registry"].outputs
+    ledger = Ledger(str(outputs["LedgerTableName"]))
     sagemaker = boto3.client("sagemaker")
+    package = dict(sagemaker.describe_model_package(ModelPackageName=package_arn))
+    model = str(package["ModelPackageGroupName"])
+    seen = ledger.keys_of(model, package_arn)
     sagemaker.update_model_package(
         ModelPackageArn=package_arn,
         ModelApprovalStatus="Approved",
         ApprovalDescription="local demo: metrics reviewed, approved for serving",
     )
-    package = dict(sagemaker.describe_model_package(ModelPackageName=package_arn))
-    console.print(f"  {package_arn} → {package['ModelApprovalStatus']}")
-    return package
+    console.print(f"  {package_arn} → Approved")
+    entry = ledger.wait_for(
+        model, package_arn, "Approved", seen=seen, timeout=120,
+        on_progress=lambda e: console.print(f"  hook: {e.action} {e.outcome}"
+                                            + (f" (CodeDeploy {e.deployment_id})"
+                                               if e.deployment_id else "")),
+    )  # fmt: skip
+    if entry is None or entry.outcome is not Outcome.DEPLOYED:
+        state = f"{entry.outcome}: {entry.reason}" if entry else "no ledger entry"
+        raise DemoError(f"the approval hook did not deploy {package_arn}: {state}")
+    console.print(
+        f"  ledger: {entry.action} v{entry.version} → {entry.outcome} on "
+        f"{', '.join(entry.targets)} (serving version {entry.lambda_version}); {entry.reason}"
+    )
+    return {**dict(sagemaker.describe_model_package(ModelPackageName=package_arn)),
+            "ledger": entry}  # fmt: skip
 
 
 def function_url_event(method: str, path: str, body: Any = None) -> dict[str, Any]:
@@ -59,13 +85,14 @@ def function_url_event(method: str, path: str, body: Any = None) -> dict[str, An
 
 
 def deployed_settings(engine: LocalEngine, cache_dir: Path) -> Any:
-    """The serving function's own MLOPS_SERVING_* settings, Redis pointed at the engine's."""
+    """The MLOPS_SERVING_* settings of the version the `live` alias points at (pinned to the
+    approved model by the hook), Redis pointed at the engine's."""
     from serving.settings import ServingSettings
 
     assert engine.deployment is not None
     outputs = engine.deployment[f"{engine.project}-local-serving"].outputs
     function = boto3.client("lambda").get_function_configuration(
-        FunctionName=str(outputs["ServingFunctionName"])
+        FunctionName=str(outputs["ServingFunctionName"]), Qualifier=str(outputs["ServingAlias"])
     )
     variables = function["Environment"]["Variables"]
     values: dict[str, Any] = {
@@ -75,6 +102,8 @@ def deployed_settings(engine: LocalEngine, cache_dir: Path) -> Any:
     }
     for stand_in in ("redis_host", "redis_port", "redis_tls", "redis_secret_arn"):
         values.pop(stand_in, None)
+    if "pinned_models" in values:  # JSON in the environment, as pydantic-settings reads it
+        values["pinned_models"] = json.loads(values["pinned_models"])
     values.update(redis_url=engine.redis_url, model_cache_dir=str(cache_dir), refresh_seconds=0)
     return ServingSettings(**values)
 

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -197,6 +199,44 @@ class Ledger:
             ExpressionAttributeValues={":m": model}, ScanIndexForward=False, Limit=limit,
         )  # fmt: skip
         return [LedgerEntry.from_item(item) for item in response.get("Items", [])]
+
+    def keys_of(self, model: str, package_arn: str, recent: int = 100) -> set[str]:
+        """The entry keys of one version among the model's `recent` newest entries."""
+        return {e.entry for e in self.history(model, limit=recent) if e.package_arn == package_arn}
+
+    def wait_for(
+        self,
+        model: str,
+        package_arn: str,
+        status: str,
+        *,
+        seen: set[str],
+        timeout: float,
+        poll: float = 0.5,
+        on_progress: Callable[[LedgerEntry], None] | None = None,
+    ) -> LedgerEntry | None:
+        """Follow the hook's entry for a status change of one version: a new entry (not in
+        `seen`, the keys from before the change) of `package_arn` with `status`. Returns it
+        once its outcome is final, or its latest state (None: no entry yet) after `timeout`
+        seconds; `on_progress` sees each state change in between."""
+        deadline, latest, shown = time.monotonic() + timeout, None, None
+        while True:
+            found = [
+                entry for entry in self.history(model, limit=100)
+                if entry.package_arn == package_arn and entry.status == status
+                and entry.entry not in seen
+            ]  # fmt: skip
+            latest = found[0] if found else latest
+            if latest is not None and latest.outcome.final:
+                return latest
+            state = (latest.outcome, latest.deployment_id) if latest else None
+            if latest is not None and on_progress is not None and state != shown:
+                on_progress(latest)
+            shown = state
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return latest
+            time.sleep(min(poll, remaining))
 
     def shifting(self, model: str, recent: int = 25) -> LedgerEntry | None:
         """The newest entry whose traffic shift (a CodeDeploy deployment) has not ended."""

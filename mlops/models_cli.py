@@ -13,7 +13,6 @@ Exit codes: 0 done (or nothing to do), 1 the outcome failed / the wait timed out
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any, NoReturn
@@ -23,7 +22,7 @@ import typer
 from botocore.exceptions import BotoCoreError, ClientError
 from rich.console import Console
 
-from mlops.deployments import ChampionPointer, Ledger, LedgerEntry, Outcome
+from mlops.deployments import ChampionPointer, Ledger, Outcome
 from mlops.models_view import (
     ModelVersion,
     PackageArn,
@@ -253,7 +252,7 @@ def _apply(
     """Set the status; with `wait`, follow the ledger to the hook's final outcome."""
     ledger = _ledger(env) if wait else None
     with _aws_errors():
-        seen = _entry_keys(ledger, version) if ledger else set()
+        seen = ledger.keys_of(version.group, version.arn, HISTORY_WINDOW) if ledger else set()
         registry.set_status(version.arn, status, description)
     typer.echo(f"{version.group} {version.label}: {version.status} → {status} ({description})")
     if ledger is None:
@@ -261,7 +260,10 @@ def _apply(
         return
     typer.echo(f"waiting up to {timeout:g}s for the approval hook's outcome")
     with _aws_errors():
-        entry = wait_for_outcome(ledger, version, status, seen, timeout)
+        entry = ledger.wait_for(
+            version.group, version.arn, status, seen=seen, timeout=timeout,
+            poll=POLL_SECONDS, on_progress=lambda e: typer.echo(progress(e)),
+        )  # fmt: skip
     if entry is None or not entry.outcome.final:
         known = progress(entry) if entry else "the hook has recorded nothing for this change yet"
         _failed(f"timed out after {timeout:g}s: the registry shows {status}; {known}")
@@ -269,38 +271,6 @@ def _apply(
     typer.secho(f"outcome: {progress(entry)}", fg=colour)
     if entry.outcome is Outcome.FAILED:
         raise typer.Exit(1)
-
-
-def _entry_keys(ledger: Ledger, version: ModelVersion) -> set[str]:
-    """The ledger entries of `version` before the change: they answer earlier changes."""
-    history = ledger.history(version.group, limit=HISTORY_WINDOW)
-    return {entry.entry for entry in history if entry.package_arn == version.arn}
-
-
-def wait_for_outcome(
-    ledger: Ledger, version: ModelVersion, status: str, seen: set[str], timeout: float
-) -> LedgerEntry | None:
-    """Poll the ledger every POLL_SECONDS for a new entry of `version` with `status`; print
-    each step of its progress; return it once its outcome is final, or the latest state
-    (None: no entry) when `timeout` seconds have passed."""
-    deadline, shown, latest = time.monotonic() + timeout, "", None
-    while True:
-        found = [
-            entry
-            for entry in ledger.history(version.group, limit=HISTORY_WINDOW)
-            if entry.package_arn == version.arn and entry.status == status
-            and entry.entry not in seen
-        ]  # fmt: skip
-        latest = found[0] if found else latest
-        if latest is not None and latest.outcome.final:
-            return latest
-        if latest is not None and progress(latest) != shown:
-            shown = progress(latest)
-            typer.echo(shown)
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            return latest
-        time.sleep(min(POLL_SECONDS, remaining))
 
 
 def deployments_command(

@@ -211,6 +211,14 @@ _SERVING_APP_WILDCARDS: tuple[tuple[str, str], ...] = (
      "GetObject on the training jobs' model archives only (runs/<run id>/.../model.tar.gz in "
      "the artifacts bucket); run ids are created per training run."),
 )  # fmt: skip
+_APPROVAL_HOOK_WILDCARDS: tuple[tuple[str, str], ...] = (
+    _SERVING_APP_WILDCARDS[0],
+    (r"^Resource::(<Artifacts[A-Za-z0-9]*\.Arn>|[a-z0-9-]+-training:"
+     r"ExportsOutputFnGetAttArtifacts[A-Za-z0-9]*Arn[A-Za-z0-9]*)/runs/\*/model\.tar\.gz$",
+     "GetObject on the training jobs' model archives only (runs/<run id>/.../model.tar.gz in "
+     "the training stack's artifacts bucket, imported here); the hook loads an approved "
+     "version exactly as serving will before it rolls it out."),
+)  # fmt: skip
 _SERVING_FUNCTION_WILDCARDS: tuple[tuple[str, str], ...] = (
     (_ANY_RESOURCE,
      "Actions without resource-level permissions: X-Ray PutTraceSegments/PutTelemetryRecords "
@@ -224,6 +232,13 @@ _SERVING_FUNCTION_WILDCARDS: tuple[tuple[str, str], ...] = (
 def suppress_serving_function_findings(function_role: IConstruct) -> None:
     """The serving function's execution role: the listed wildcard shapes only."""
     _suppress_wildcards(function_role, _SERVING_FUNCTION_WILDCARDS)
+
+
+def suppress_approval_hook_findings(hook_role: IConstruct) -> None:
+    """The approval hook's role: it reads what the serving app reads to check a version before
+    rolling it out (the model archive in the training stack's bucket, any version of a served
+    group); everything else it may touch is named exactly."""
+    _suppress_wildcards(hook_role, _APPROVAL_HOOK_WILDCARDS)
 
 
 def suppress_serving_pods_findings(pods_role: IConstruct) -> None:

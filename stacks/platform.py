@@ -19,8 +19,10 @@ from mlops.config import (
     load_platform_config,
     select_environment,
 )
+from mlops.deployments import pointer_prefix
 from stacks.feature_store import FeatureStoreStack
 from stacks.network import NetworkStack
+from stacks.registry import RegistryStack
 from stacks.security import SecurityStack
 from stacks.serving import ServingStack
 from stacks.training import TrainingStack
@@ -33,9 +35,11 @@ class PlatformStacks:
     training: TrainingStack
     feature_store: FeatureStoreStack
     serving: ServingStack
+    registry: RegistryStack
 
     def all(self) -> list[Stack]:
-        return [self.security, self.network, self.training, self.feature_store, self.serving]
+        return [self.security, self.network, self.training, self.feature_store, self.serving,
+                self.registry]  # fmt: skip
 
 
 def build_platform(
@@ -96,8 +100,21 @@ def build_platform(
         access_logs=security.access_logs,
         online=feature_store.online,
         artifacts_bucket=training.artifacts_bucket,
+        champion_prefix=pointer_prefix(project, env_name),
         alarm_topic=training.topic,
         description=f"{project} ({env_name}): model proxy (Lambda, EKS) and prediction logs",
+        **common,
+    )
+    registry = RegistryStack(
+        scope,
+        f"{prefix}-registry",
+        env_config=env_config,
+        data_key=security.data_key,
+        champion_prefix=pointer_prefix(project, env_name),
+        serving=serving,
+        artifacts_bucket=training.artifacts_bucket,
+        alarm_topic=training.topic,
+        description=f"{project} ({env_name}): model groups, approval hook, deployment ledger",
         **common,
     )
     stacks = PlatformStacks(
@@ -106,6 +123,7 @@ def build_platform(
         training=training,
         feature_store=feature_store,
         serving=serving,
+        registry=registry,
     )
     for stack in stacks.all():
         Tags.of(stack).add("project", project)
