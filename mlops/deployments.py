@@ -193,12 +193,14 @@ class Ledger:
         return LedgerEntry.from_item(item["Item"]) if "Item" in item else None
 
     def history(self, model: str, limit: int = 50) -> list[LedgerEntry]:
-        """Newest first."""
+        """Newest first: by when the registry changed, then by when the hook recorded it
+        (changes within one timestamp tick, e.g. SageMaker's whole seconds)."""
         response = self._table.query(
             KeyConditionExpression="#m = :m", ExpressionAttributeNames={"#m": "model"},
             ExpressionAttributeValues={":m": model}, ScanIndexForward=False, Limit=limit,
         )  # fmt: skip
-        return [LedgerEntry.from_item(item) for item in response.get("Items", [])]
+        entries = [LedgerEntry.from_item(item) for item in response.get("Items", [])]
+        return sorted(entries, key=lambda e: (e.occurred_at, e.recorded_at), reverse=True)
 
     def keys_of(self, model: str, package_arn: str, recent: int = 100) -> set[str]:
         """The entry keys of one version among the model's `recent` newest entries."""

@@ -50,3 +50,21 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
     with LocalRedis(tmp_path_factory.mktemp("redis")) as server:
         yield server.url
+
+
+@pytest.fixture(scope="session")
+def sample_model_archive(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    """model.tar.gz of the sample bundle as a training job uploads it: real ONNX and signature,
+    trained by the bundle's own scripts on a small generated frame (a few seconds)."""
+    from datetime import date
+
+    from pipelines import sample_data as sd
+    from pipelines.sample_model import pack_model, train_sample_model
+
+    work = tmp_path_factory.mktemp("sample-model")
+    data = sd.generate(400, date(2026, 1, 1), 30, seed=5)
+    sd.write_frame(sd.training_frame(data), work / "frame" / "part-0.parquet")
+    model_dir = train_sample_model(
+        "credit_risk", work / "frame", work / "train", hyperparameters={"num_round": 5}
+    )
+    return pack_model(model_dir, work / "model.tar.gz").read_bytes()

@@ -11,7 +11,7 @@ import io
 import json
 import zipfile
 from collections.abc import Iterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -33,20 +33,6 @@ _clock = [datetime(2026, 11, 21, 9, 0, tzinfo=UTC)]
 
 
 @pytest.fixture(scope="module")
-def model_archive(tmp_path_factory: pytest.TempPathFactory) -> bytes:
-    """A real model.tar.gz of the sample bundle, trained on a small generated frame."""
-    from pipelines import sample_data as sd
-    from pipelines.sample_model import pack_model, train_sample_model
-
-    work = tmp_path_factory.mktemp("hook-model")
-    data = sd.generate(400, date(2026, 1, 1), 30, seed=5)
-    sd.write_frame(sd.training_frame(data), work / "frame" / "part-0.parquet")
-    model_dir = train_sample_model("credit_risk", work / "frame", work / "train",
-                                   hyperparameters={"num_round": 5})  # fmt: skip
-    return pack_model(model_dir, work / "model.tar.gz").read_bytes()
-
-
-@pytest.fixture(scope="module")
 def spec() -> str:
     from mlops.config_serving import ServingConfig
     from serving.spec import build_spec_json
@@ -55,10 +41,10 @@ def spec() -> str:
 
 
 @pytest.fixture
-def world(model_archive: bytes, spec: str) -> Iterator[tuple[Emulator, Hook]]:
+def world(sample_model_archive: bytes, spec: str) -> Iterator[tuple[Emulator, Hook]]:
     with running_emulator() as emulator:
         sagemaker_registry.install()  # the engine's fix: an update keeps the metadata
-        _create_resources(emulator, model_archive)
+        _create_resources(emulator, sample_model_archive)
         settings = HookSettings(
             ledger_table="ledger", champion_prefix=PREFIX, models=MODEL,
             mlops_serving_spec=spec, serving_function=FUNCTION,
