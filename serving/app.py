@@ -39,6 +39,9 @@ from serving.spec import ModelSpec
 
 MAX_BODY_BYTES = 8 * 1024 * 1024
 _JSON = "application/json"
+# Why a configured model serves nothing when no version was ever rejected: its source names none
+# (no approved version has rolled out: no champion pointer, nothing in the registry or directory).
+NO_CHAMPION = "no champion yet (no approved version has been rolled out)"
 
 
 class HttpError(Exception):
@@ -107,7 +110,7 @@ def create_app(runtime: ServingRuntime, *, manage_runtime: bool = True) -> FastA
             raise HttpError(404, f"unknown model {name!r}; served: {served_names}", "unknown_model")
         model = runtime.manager.get(name)
         if model is None:
-            why = runtime.manager.rejected.get(name, "no approved version in the registry")
+            why = runtime.manager.rejected.get(name, NO_CHAMPION)
             raise HttpError(
                 503, f"model {name!r} has no servable version: {why}", "model_unavailable"
             )
@@ -130,7 +133,7 @@ def create_app(runtime: ServingRuntime, *, manage_runtime: bool = True) -> FastA
             name: (
                 loaded.version
                 if (loaded := runtime.manager.get(name))
-                else "not loaded: " + runtime.manager.rejected.get(name, "no approved version")
+                else "not loaded: " + runtime.manager.rejected.get(name, NO_CHAMPION)
             )
             for name in runtime.spec.models
         }
@@ -147,7 +150,7 @@ def create_app(runtime: ServingRuntime, *, manage_runtime: bool = True) -> FastA
             for name, model in runtime.manager.loaded.items()
         ]
         unavailable = {
-            name: rejected.get(name, "no approved version")
+            name: rejected.get(name, NO_CHAMPION)
             for name in runtime.spec.models
             if runtime.manager.get(name) is None
         }

@@ -235,16 +235,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     (Redis endpoint, secret ARN, the spec) are passed with --set."""
     from mlops.config import load_platform_config, read_cdk_context, select_environment
     from mlops.config_serving import EksServing
+    from mlops.deployments import pointer_prefix
 
     args = _parse_args(argv)
     context = read_cdk_context(args.cdk_json)
-    env_config = select_environment(load_platform_config(context.get("platform")), args.env)
+    platform = load_platform_config(context.get("platform"))
+    env_config = select_environment(platform, args.env)
     serving = env_config.serving
     eks = serving.eks
     if args.image:
         eks = EksServing.model_validate({**eks.model_dump(), "image": args.image})
     env = {
-        "MLOPS_SERVING_MODEL_SOURCE": "registry",
+        "MLOPS_SERVING_MODEL_SOURCE": "champion",
+        "MLOPS_SERVING_CHAMPION_PREFIX": pointer_prefix(platform.project, args.env),
         "MLOPS_SERVING_MAX_BATCH_SIZE": str(serving.max_batch_size),
         "MLOPS_SERVING_REDIS_TIMEOUT_MS": str(serving.redis_timeout_ms),
         "MLOPS_SERVING_REFRESH_SECONDS": str(serving.refresh_seconds),

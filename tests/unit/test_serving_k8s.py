@@ -245,7 +245,8 @@ def test_cli_renders_an_environment_from_cdk_json(capsys: pytest.CaptureFixture[
     assert container["image"] == "repo/proxy:1"
     assert env["MLOPS_SERVING_REGION"] == "ap-northeast-2"
     assert env["MLOPS_SERVING_REDIS_HOST"] == "r.internal"
-    assert env["MLOPS_SERVING_MODEL_SOURCE"] == "registry"
+    assert env["MLOPS_SERVING_MODEL_SOURCE"] == "champion"  # as the stack sets it
+    assert env["MLOPS_SERVING_CHAMPION_PREFIX"] == "/mlops/dev/champions/"
 
 
 def test_cli_without_an_image_says_what_to_set() -> None:
