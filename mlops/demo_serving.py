@@ -53,9 +53,11 @@ def approve(engine: LocalEngine, package_arn: str, console: Console) -> dict[str
     if entry is None or entry.outcome is not Outcome.DEPLOYED:
         state = f"{entry.outcome}: {entry.reason}" if entry else "no ledger entry"
         raise DemoError(f"the approval hook did not deploy {package_arn}: {state}")
+    shifted = f", CodeDeploy {entry.deployment_id}" if entry.deployment_id else ""
     console.print(
         f"  ledger: {entry.action} v{entry.version} → {entry.outcome} on "
-        f"{', '.join(entry.targets)} (serving version {entry.lambda_version}); {entry.reason}"
+        f"{', '.join(entry.targets)} (serving version {entry.lambda_version}{shifted}); "
+        f"{entry.reason}"
     )
     return {**dict(sagemaker.describe_model_package(ModelPackageName=package_arn)),
             "ledger": entry}  # fmt: skip

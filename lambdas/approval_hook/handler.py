@@ -16,6 +16,7 @@ keeps the event.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import boto3
@@ -104,7 +105,8 @@ class Hook:
             logger.info("ignored", extra={"reason": change.reason})
             return {"ignored": change.reason}
         existing = self.ledger.get(change.model, change.entry)
-        if existing is not None and existing.outcome.final:
+        if existing is not None and (existing.outcome.final or existing.deployment_id):
+            # handled, or its traffic shift runs and its end event will finish it
             logger.info("duplicate", extra={"entry": existing.entry})
             return {"duplicate": existing.entry, "outcome": str(existing.outcome)}
         package = describe_package(self.sagemaker, change.package_arn)
@@ -115,11 +117,13 @@ class Hook:
             shifting.target if shifting else None,
             approved_versions(self.sagemaker, change.model),
         )  # fmt: skip
-        entry = existing or self._new_entry(change, decided, champion)
-        claimed = self.ledger.claim(entry) if existing is None else None
-        if claimed is not None and claimed.outcome.final:
-            return {"duplicate": claimed.entry, "outcome": str(claimed.outcome)}
-        entry = claimed or entry
+        entry = self._new_entry(change, decided, champion)
+        if existing is None:
+            claimed = self.ledger.claim(entry)
+            if claimed is not None:  # another delivery claimed it first
+                return {"duplicate": claimed.entry, "outcome": str(claimed.outcome)}
+        else:  # an earlier delivery stopped half-way (e.g. a retried AWS error): redo it
+            entry.recorded_at = existing.recorded_at
         self._act(entry, decided, shifting)
         return {"entry": entry.entry, "action": str(entry.action), "outcome": str(entry.outcome)}
 
@@ -204,10 +208,15 @@ class Hook:
         info = self.target.deployment(change.deployment_id)
         found = parse_ledger_reference(info.get("description"))
         entry = self.ledger.get(*found) if found else None
-        if entry is None or entry.outcome.final or entry.deployment_id != change.deployment_id:
-            reason = "not started by the hook, or already finished"
-            logger.info("ignored", extra={"reason": reason, "deployment": change.deployment_id})
-            return {"ignored": reason}
+        unfit: str | None = None
+        if entry is None or entry.deployment_id != change.deployment_id:
+            unfit = f"deployment {change.deployment_id} was not started by the hook"
+        elif entry.outcome.final:
+            unfit = f"deployment {change.deployment_id} already finished ({entry.outcome})"
+        if unfit is not None:
+            logger.info("ignored", extra={"reason": unfit, "description": info.get("description")})
+            return {"ignored": unfit}
+        assert entry is not None
         if change.succeeded and entry.target is not None:
             package = describe_package(self.sagemaker, entry.target.package_arn)
             if package is not None:
@@ -226,11 +235,14 @@ class Hook:
         log("outcome", extra=entry.to_dict())
 
 
-_hook: Hook | None = None
+_hooks: dict[tuple[HookSettings, str | None], Hook] = {}
 
 
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:  # noqa: ARG001
-    global _hook
-    if _hook is None:
-        _hook = Hook(load_settings(HookSettings))
-    return _hook.handle(event)
+    """One Hook (its clients) per execution environment, as long as its settings and endpoint
+    stay the same -- in the local engine one process hosts successive deployments."""
+    key = (load_settings(HookSettings), os.environ.get("AWS_ENDPOINT_URL"))
+    if key not in _hooks:
+        _hooks.clear()
+        _hooks[key] = Hook(key[0])
+    return _hooks[key].handle(event)

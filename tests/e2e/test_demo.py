@@ -37,7 +37,7 @@ def test_demo_runs_the_lifecycle_and_says_what_is_not_built(tmp_path: Path) -> N
         ledger = result["approved"]["ledger"]  # deployed through the approval hook
         assert (ledger.action, ledger.outcome, ledger.version) == ("promote", "deployed", 1)
         assert ledger.deployment_id and ledger.lambda_version
-        assert "hook: promote in_progress (CodeDeploy" in text
+        assert f"CodeDeploy {ledger.deployment_id}" in text  # the canary that moved the alias
         single, batch = result["serving"]["single"], result["serving"]["batch"]
         assert single["version"] == str(result["package"]["ModelPackageVersion"])
         assert 0.0 < single["score"] < 1.0

@@ -247,3 +247,59 @@ def test_settings_come_from_the_environment(
         monkeypatch.setenv(name, value)
     settings = HookSettings()  # type: ignore[call-arg]
     assert settings.groups == ["a", "b"] and settings.serving_alias == "live"
+
+
+def test_a_redelivery_during_a_canary_waits_for_the_shift_to_end(
+    world: tuple[Emulator, Hook], spec: str
+) -> None:
+    """The approval event arrives again while CodeDeploy still shifts traffic: nothing is
+    redone, and the shift's end event alone finishes the entry and moves the pointer."""
+    from localaws import codedeploy
+
+    emulator, _ = world
+    codedeploy.install()
+    scale = codedeploy.seconds_per_minute()
+    codedeploy.set_time_scale(0.2)  # the canary's 5 minutes last a second
+    client = emulator.client("codedeploy")
+    client.create_application(applicationName="serving", computePlatform="Lambda")
+    client.create_deployment_group(
+        applicationName="serving", deploymentGroupName="live",
+        serviceRoleArn="arn:aws:iam::123456789012:role/cd",
+        deploymentConfigName="CodeDeployDefault.LambdaCanary10Percent5Minutes",
+    )  # fmt: skip
+    hook = Hook(HookSettings(
+        ledger_table="ledger", champion_prefix=PREFIX, models=MODEL, mlops_serving_spec=spec,
+        serving_function=FUNCTION, rollout_application="serving", rollout_group="live",
+    ), boto3.session.Session())  # fmt: skip
+    try:
+        v1, v2 = register(), register()
+        first = Ledger("ledger").get(MODEL, hook.handle(decide(v1, "Approved"))["entry"])
+        assert first is not None and first.deployment_id
+        assert codedeploy.wait_idle(10) and alias_pins() == {MODEL: v1}
+        hook.handle(_ended(first.deployment_id, "SUCCESS"))
+        approval = decide(v2, "Approved")
+        started = hook.handle(approval)
+        assert started["outcome"] == "in_progress", started
+        assert hook.handle(approval)["duplicate"] == started["entry"]
+        entry = Ledger("ledger").get(MODEL, started["entry"])
+        assert entry is not None and entry.outcome is Outcome.IN_PROGRESS and entry.deployment_id
+        weights = boto3.client("lambda").get_alias(FunctionName=FUNCTION, Name="live")
+        assert list(weights["RoutingConfig"]["AdditionalVersionWeights"].values()) == [0.1]
+        assert codedeploy.wait_idle(10)
+        finished = hook.handle(_ended(entry.deployment_id, "SUCCESS"))
+        assert finished["outcome"] == "deployed", finished
+        assert hook.handle(_ended(entry.deployment_id, "SUCCESS"))["ignored"]  # delivered twice
+        pointer = ChampionPointer(PREFIX).get(MODEL)
+        assert pointer is not None and pointer.package_arn == v2
+        assert alias_pins() == {MODEL: v2}
+    finally:
+        codedeploy.uninstall()
+        codedeploy.set_time_scale(scale)
+
+
+def _ended(deployment: str, state: str) -> dict[str, Any]:
+    """CodeDeploy's end event for a deployment of the serving group."""
+    detail = {"application": "serving", "deploymentGroup": "live", "deploymentId": deployment,
+              "state": state, "instanceGroupId": "g"}  # fmt: skip
+    return {"source": "aws.codedeploy", "detail": detail,
+            "detail-type": "CodeDeploy Deployment State-change Notification"}  # fmt: skip
