@@ -226,12 +226,13 @@ def _published(platform: Platform) -> int:
 
 def test_foreign_duplicate_out_of_order_and_malformed_events(platform: Platform) -> None:
     """Only the two real approvals deploy, once each; the table's events deploy nothing."""
+    never = platform.register("e2e-never")  # rejected before anything else happens
+    assert platform.decide(never, "Rejected", "never good enough").outcome is Outcome.RECORDED
     before = (_deployments(platform), _published(platform), len(platform.ledger.history(MODEL)))
     v4, v5 = platform.register("e2e-4"), platform.register("e2e-5")
     approved_v4 = platform.decide(v4, "Approved", "challenger four")
     approved_v5 = platform.decide(v5, "Approved", "challenger five")
     assert (approved_v4.outcome, approved_v5.outcome) == (Outcome.DEPLOYED, Outcome.DEPLOYED)
-    rejected_v2 = next(e for e in platform.ledger.history(MODEL) if e.status == "Rejected")
     earlier = "2026-01-01T00:00:00Z"
     foreign = _event(platform, v5, ModelPackageGroupName="fraud-check",
                      ModelPackageArn=v5.replace(MODEL, "fraud-check"))  # fmt: skip
@@ -251,11 +252,11 @@ def test_foreign_duplicate_out_of_order_and_malformed_events(platform: Platform)
         ("v5 approval again", _event(platform, v5, LastModifiedTime=approved_v5.occurred_at),
          True, "duplicate"),
         ("older v4 approval", _event(platform, v4, LastModifiedTime=earlier), True,
-         "older than v5"),
+         f"older than v{approved_v5.version}"),
         ("stale v5 rejection", _event(platform, v5, ModelApprovalStatus="Rejected"), True,
          "stale"),
-        ("stale v2 approval", _event(platform, rejected_v2.package_arn,
-                                     ModelApprovalStatus="Approved"), True, "stale"),
+        ("stale approval", _event(platform, never, ModelApprovalStatus="Approved"), True,
+         "stale"),
         ("foreign deployment", _rollout_event("other-app", "d-1", "SUCCESS"), False,
          "another application"),
         ("v5's shift ended again", _rollout_event(application, str(approved_v5.deployment_id),
@@ -278,4 +279,32 @@ def test_foreign_duplicate_out_of_order_and_malformed_events(platform: Platform)
     assert after[2] - before[2] == 2 + 3  # two deployments, three recorded-only decisions
     assert platform.live_pins() == {MODEL: v5}
     pointer = platform.pointer.get(MODEL)
-    assert pointer is not None and pointer.version == 5
+    assert pointer is not None and pointer.package_arn == v5
+
+
+def test_the_approvers_cli_against_the_deployed_hook(platform: Platform) -> None:
+    """`mlops models approve` waits for the real hook's outcome; `mlops rollback` rolls back."""
+    from typer.testing import CliRunner
+
+    from mlops.cli import app
+
+    runner = CliRunner(env={"COLUMNS": "200"})
+    base, challenger = platform.register("cli-base"), platform.register("cli-challenger")
+    assert platform.decide(base, "Approved", "base").outcome is Outcome.DEPLOYED
+    before = platform.pointer.get(MODEL)
+    assert before is not None and before.package_arn == base
+    reason = "beats the base on the out-of-time slice"
+    command = ["models", "approve", challenger, "--reason", reason, "--env", "local"]
+    approved = runner.invoke(app, [*command, "--timeout", "60"])
+    assert approved.exit_code == 0, approved.output
+    assert "outcome: promote deployed" in approved.output
+    assert platform.live_pins() == {MODEL: challenger}
+    listed = runner.invoke(app, ["models", "list", MODEL, "--env", "local", "--chart"])
+    assert listed.exit_code == 0, listed.output
+    assert f"v{before.version + 1} ★" in listed.output, listed.output
+    rolled = runner.invoke(app, ["rollback", MODEL, "--reason", "complaints", "--env", "local"])
+    assert rolled.exit_code == 0, rolled.output
+    assert f"v{before.version} should serve afterwards" in rolled.output
+    assert platform.live_pins() == {MODEL: base}
+    ledger = runner.invoke(app, ["deployments", MODEL, "--env", "local", "--limit", "3"])
+    assert ledger.exit_code == 0 and "rollback" in ledger.output, ledger.output
