@@ -13,7 +13,14 @@ import logging
 import zipfile
 from typing import Any
 
-from localaws.resources import Created, ResourceContext, cfn_tags, create_with_moto, handler
+from localaws.resources import (
+    Created,
+    ResourceContext,
+    cfn_tag_list,
+    cfn_tags,
+    create_with_moto,
+    handler,
+)
 
 log = logging.getLogger(__name__)
 
@@ -319,7 +326,7 @@ def secret(context: ResourceContext) -> Created:
     request: dict[str, Any] = {
         "Name": name,
         "SecretString": _secret_string(context, props),
-        "Tags": [{"Key": k, "Value": v} for k, v in cfn_tags(props).items()],
+        "Tags": cfn_tag_list(props),
     }
     for key in ("Description", "KmsKeyId"):
         if key in props:

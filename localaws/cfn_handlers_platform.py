@@ -15,15 +15,11 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-from localaws.resources import Created, ResourceContext, cfn_tags, handler
+from localaws.resources import Created, ResourceContext, cfn_tag_list, handler
 
 
 def _arn(context: ResourceContext, service: str, resource: str) -> str:
     return f"arn:aws:{service}:{context.region}:{context.account_id}:{resource}"
-
-
-def _tag_list(props: dict[str, Any]) -> list[dict[str, str]]:
-    return [{"Key": key, "Value": value} for key, value in cfn_tags(props).items()]
 
 
 @handler("AWS::SageMaker::ModelPackageGroup")
@@ -31,7 +27,7 @@ def model_package_group(context: ResourceContext) -> Created:
     props = context.properties
     name = props.get("ModelPackageGroupName", context.physical_name)
     sagemaker = context.client("sagemaker")
-    request: dict[str, Any] = {"ModelPackageGroupName": name, "Tags": _tag_list(props)}
+    request: dict[str, Any] = {"ModelPackageGroupName": name, "Tags": cfn_tag_list(props)}
     if "ModelPackageGroupDescription" in props:
         request["ModelPackageGroupDescription"] = props["ModelPackageGroupDescription"]
     arn = sagemaker.create_model_package_group(**request)["ModelPackageGroupArn"]
@@ -71,7 +67,7 @@ def athena_workgroup(context: ResourceContext) -> Created:
         Name=name,
         Configuration=props.get("WorkGroupConfiguration", {}),
         Description=props.get("Description", ""),
-        Tags=_tag_list(props),
+        Tags=cfn_tag_list(props),
     )
     return Created(physical_id=name, attributes={"CreationTime": ""})
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 from typing import Any
 
 from localaws._codedeploy_configs import create_deployment_config
-from localaws.resources import Created, ResourceContext, cfn_tags, handler
+from localaws.resources import Created, ResourceContext, cfn_tag_list, handler
 
 _GROUP_VALUES = (
     "ServiceRoleArn",
@@ -63,10 +63,6 @@ def _api_shape(value: Any, key: str = "") -> Any:
     return value
 
 
-def _tags(props: dict[str, Any]) -> list[dict[str, str]]:
-    return [{"Key": key, "Value": value} for key, value in cfn_tags(props).items()]
-
-
 @handler("AWS::CodeDeploy::Application")
 def application(context: ResourceContext) -> Created:
     props = context.properties
@@ -75,7 +71,7 @@ def application(context: ResourceContext) -> Created:
         "applicationName": name,
         "computePlatform": props.get("ComputePlatform", "Server"),
     }
-    if tags := _tags(props):
+    if tags := cfn_tag_list(props):
         request["tags"] = tags
     context.client("codedeploy").create_application(**request)
     return Created(physical_id=name)
@@ -100,7 +96,7 @@ def deployment_group(context: ResourceContext) -> Created:
     )
     if "TerminationHookEnabled" in props:
         request["terminationHookEnabled"] = str(props["TerminationHookEnabled"]).lower() == "true"
-    if tags := _tags(props):
+    if tags := cfn_tag_list(props):
         request["tags"] = tags
     context.client("codedeploy").create_deployment_group(**request)
     return Created(physical_id=name)

@@ -237,3 +237,8 @@ def cfn_tags(properties: Mapping[str, Any]) -> dict[str, str]:
     if isinstance(tags, dict):
         return {str(key): str(value) for key, value in tags.items()}
     return {str(tag["Key"]): str(tag["Value"]) for tag in tags}
+
+
+def cfn_tag_list(properties: Mapping[str, Any]) -> list[dict[str, str]]:
+    """The resource's tags as the `[{"Key", "Value"}]` list most AWS APIs take."""
+    return [{"Key": key, "Value": value} for key, value in cfn_tags(properties).items()]

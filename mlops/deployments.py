@@ -21,12 +21,13 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
 import boto3
 from botocore.exceptions import ClientError
+
+from mlops.dynamo import from_dynamo, to_dynamo
 
 POINTER_PREFIX_TEMPLATE = "/{project}/{env}/champions/"
 
@@ -129,36 +130,16 @@ class LedgerEntry:
         return data
 
     def to_item(self) -> dict[str, Any]:
-        return {k: _to_dynamo(v) for k, v in self.to_dict().items() if v not in (None, [], {})}
+        return {k: to_dynamo(v) for k, v in self.to_dict().items() if v not in (None, [], {})}
 
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> LedgerEntry:
-        data = {k: _from_dynamo(v) for k, v in item.items() if k in cls.__dataclass_fields__}
+        data = {k: from_dynamo(v) for k, v in item.items() if k in cls.__dataclass_fields__}
         data["action"], data["outcome"] = Action(data["action"]), Outcome(data["outcome"])
         for name in ("previous_champion", "target"):
             if data.get(name):
                 data[name] = VersionRef(int(data[name]["version"]), data[name]["package_arn"])
         return cls(**data)
-
-
-def _to_dynamo(value: Any) -> Any:
-    if isinstance(value, float):
-        return Decimal(str(value))
-    if isinstance(value, dict):
-        return {k: _to_dynamo(v) for k, v in value.items() if v is not None}
-    if isinstance(value, list | tuple):
-        return [_to_dynamo(v) for v in value]
-    return value
-
-
-def _from_dynamo(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, dict):
-        return {k: _from_dynamo(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_from_dynamo(v) for v in value]
-    return value
 
 
 class Ledger:

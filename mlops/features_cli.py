@@ -14,9 +14,12 @@ from __future__ import annotations
 import os
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+
+from mlops.cli_errors import failure as _failed
+from mlops.cli_errors import usage_error as _usage
 
 if TYPE_CHECKING:
     from features.job_report import RunRecord
@@ -40,16 +43,6 @@ ProjectOption = Annotated[
     str | None,
     typer.Option(help="Feast project (default: the environment's, or credit_risk locally)."),
 ]
-
-
-def _usage(message: str) -> NoReturn:
-    typer.secho(f"error: {message}", fg="red", err=True)
-    raise typer.Exit(2)
-
-
-def _failed(message: str) -> NoReturn:
-    typer.secho(f"error: {message}", fg="red", err=True)
-    raise typer.Exit(1)
 
 
 def _environment(env: str) -> tuple[Any, str]:

@@ -15,13 +15,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import boto3
 import typer
 from botocore.exceptions import BotoCoreError, ClientError
 from rich.console import Console
 
+from mlops.cli_errors import failure as _failed
+from mlops.cli_errors import usage_error as _usage
 from mlops.deployments import ChampionPointer, Ledger, Outcome
 from mlops.models_view import (
     ModelVersion,
@@ -59,16 +61,6 @@ WaitOption = Annotated[
     bool, typer.Option("--wait/--no-wait", help="Follow the ledger until the outcome is final.")
 ]
 TimeoutOption = Annotated[float, typer.Option(min=0, help="Seconds --wait waits at most.")]
-
-
-def _usage(message: str) -> NoReturn:
-    typer.secho(f"error: {message}", fg="red", err=True)
-    raise typer.Exit(2)
-
-
-def _failed(message: str) -> NoReturn:
-    typer.secho(f"error: {message}", fg="red", err=True)
-    raise typer.Exit(1)
 
 
 @contextmanager

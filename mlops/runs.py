@@ -12,12 +12,13 @@ import hashlib
 import re
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
 import boto3
 from botocore.exceptions import ClientError
+
+from mlops.dynamo import from_dynamo, to_dynamo
 
 MODEL_INDEX = "by-model"
 
@@ -34,27 +35,6 @@ class RunStatus(StrEnum):
     def terminal(self) -> bool:
         return self in {RunStatus.REJECTED, RunStatus.SUCCEEDED, RunStatus.GATED_OUT,
                         RunStatus.FAILED}  # fmt: skip
-
-
-def _to_dynamo(value: Any) -> Any:
-    """DynamoDB's SDK rejects floats; store them as Decimal (read back as Decimal)."""
-    if isinstance(value, float):
-        return Decimal(str(value))
-    if isinstance(value, dict):
-        return {k: _to_dynamo(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_to_dynamo(v) for v in value]
-    return value
-
-
-def _from_dynamo(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, dict):
-        return {k: _from_dynamo(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_from_dynamo(v) for v in value]
-    return value
 
 
 def now_iso() -> str:
@@ -97,11 +77,11 @@ class RunRecord:
     def to_item(self) -> dict[str, Any]:
         item = {k: v for k, v in asdict(self).items() if v is not None and v != {}}
         item["status"] = str(self.status)
-        return dict(_to_dynamo(item))
+        return dict(to_dynamo(item))
 
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> RunRecord:
-        item = _from_dynamo(item)
+        item = from_dynamo(item)
         known = {k: item[k] for k in cls.__dataclass_fields__ if k in item}
         known["status"] = RunStatus(known.get("status", RunStatus.RECEIVED))
         return cls(**known)
@@ -151,7 +131,7 @@ class RunsRepository:
             UpdateExpression=f"SET {assignments}",
             ConditionExpression="attribute_exists(run_id)",
             ExpressionAttributeNames={f"#{name}": name for name in values},
-            ExpressionAttributeValues={f":{n}": _to_dynamo(v) for n, v in values.items()},
+            ExpressionAttributeValues={f":{n}": to_dynamo(v) for n, v in values.items()},
         )
 
     def get(self, run_id: str) -> RunRecord | None:

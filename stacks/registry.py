@@ -63,6 +63,7 @@ HOOK_SOURCE = LambdaSource(
         "lambdas/common.py",
         "mlops/__init__.py",
         "mlops/deployments.py",
+        "mlops/dynamo.py",
         "serving/__init__.py",
         "serving/spec.py",
         "serving/model.py",

@@ -40,6 +40,7 @@ SOURCES = {
             "lambdas/training_trigger",
             "mlops/bundle",
             "mlops/runs.py",
+            "mlops/dynamo.py",
             "mlops/images.py",
             "pipelines/container",
             *PLATFORM_FILES,  # staged for the training-set step, never imported by the trigger
@@ -58,7 +59,7 @@ SOURCES = {
     ),
     "recorder": LambdaSource(
         handler="lambdas.run_recorder.handler.handler",
-        include=("lambdas/run_recorder", "lambdas/common.py", "mlops/runs.py"),
+        include=("lambdas/run_recorder", "lambdas/common.py", "mlops/runs.py", "mlops/dynamo.py"),
         requirements="lambdas/run_recorder/requirements.txt",
     ),
 }

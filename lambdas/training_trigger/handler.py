@@ -5,8 +5,8 @@ Event: the EventBridge form of an S3 "Object Created" notification from the code
 version-id, size, etag}`. Output: `{"run_id", "status", "reason"?, "execution_arn"?}`
 with status RUNNING, REJECTED, or DUPLICATE (a repeated delivery; nothing was done).
 
-The function ships lambdas/training_trigger, mlops/bundle, mlops/images.py and
-mlops/runs.py (stacks/training.py), so it imports nothing else from the repository.
+The function ships lambdas/training_trigger, mlops/bundle, mlops/images.py, mlops/runs.py and
+mlops/dynamo.py (stacks/training.py), so it imports nothing else from the repository.
 
 Environment: RUNS_TABLE, ARTIFACTS_BUCKET, STATE_MACHINE_ARN, NOTIFICATION_TOPIC_ARN,
 ALLOWED_MODELS (comma list or `*`), MAX_BUNDLE_BYTES, MAX_BUNDLE_FILES, AWS_REGION.

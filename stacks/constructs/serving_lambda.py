@@ -45,6 +45,7 @@ SOURCE = LambdaSource(
         "features/store.py",
         "mlops/__init__.py",
         "mlops/deployments.py",
+        "mlops/dynamo.py",
     ),
     requirements="serving/requirements.txt",
 )
