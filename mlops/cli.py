@@ -14,6 +14,7 @@ from mlops.config import (
     load_platform_config,
     read_cdk_context,
 )
+from mlops.drift_cli import drift_command
 from mlops.features_cli import features_app
 from mlops.models_cli import deployments_command, models_app, rollback_command
 from mlops.runs import RunsRepository
@@ -89,6 +90,7 @@ app.add_typer(features_app, name="features")
 app.add_typer(models_app, name="models")
 app.command("deployments")(deployments_command)
 app.command("rollback")(rollback_command)
+app.command("drift")(drift_command)
 local_app = typer.Typer(help="The local engine: the `local` app in an in-process emulator.",
                         no_args_is_help=True)  # fmt: skip
 app.add_typer(local_app, name="local")

@@ -13,15 +13,14 @@ Exit codes: 0 done (or nothing to do), 1 the outcome failed / the wait timed out
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Annotated, Any
 
 import boto3
 import typer
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError
 from rich.console import Console
 
+from mlops.cli_errors import aws_errors as _aws_errors
 from mlops.cli_errors import failure as _failed
 from mlops.cli_errors import usage_error as _usage
 from mlops.deployments import ChampionPointer, Ledger, Outcome
@@ -61,15 +60,6 @@ WaitOption = Annotated[
     bool, typer.Option("--wait/--no-wait", help="Follow the ledger until the outcome is final.")
 ]
 TimeoutOption = Annotated[float, typer.Option(min=0, help="Seconds --wait waits at most.")]
-
-
-@contextmanager
-def _aws_errors() -> Iterator[None]:
-    """An AWS refusal (permissions, throttling, a missing resource) as a message and exit 1."""
-    try:
-        yield
-    except (ClientError, BotoCoreError) as error:
-        _failed(f"AWS refused the request: {error}")
 
 
 class Registry:

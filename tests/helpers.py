@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
 import boto3
 
 from mlops.runs import MODEL_INDEX
@@ -29,3 +33,18 @@ def create_runs_table(name: str = "runs") -> None:
             }
         ],
     )
+
+
+SAMPLE_EVALUATION = (
+    Path(__file__).resolve().parents[1] / "pipelines/samples/credit_risk/evaluation.py"
+)
+
+
+def load_sample_evaluation() -> ModuleType:
+    """The sample bundle's evaluation script, imported from its file (it is not a package):
+    its `proportions`, `psi` and `baselines_and_drift` are what a baseline means."""
+    spec = importlib.util.spec_from_file_location("credit_risk_evaluation", SAMPLE_EVALUATION)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -16,7 +16,7 @@ def test_every_command_group_is_registered() -> None:
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
     for command in ("config", "demo", "bench", "bundle", "features", "local", "runs", "models",
-                    "deployments", "rollback"):  # fmt: skip
+                    "deployments", "rollback", "drift"):  # fmt: skip
         assert f"│ {command} " in result.output, command
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import importlib.util
 import io
 import json
 from datetime import date
@@ -22,20 +21,16 @@ from sklearn.preprocessing import StandardScaler
 from monitoring.drift import Status, Thresholds, compute_drift, read_log_lines
 from monitoring.psi import Baseline, BaselineError, bin_proportions, psi
 from pipelines import sample_data as sd
+from tests.helpers import load_sample_evaluation
 
 pytestmark = pytest.mark.unit
 
-EVALUATION = Path(__file__).resolve().parents[2] / "pipelines/samples/credit_risk/evaluation.py"
 MODEL = "credit-risk"
 
 
 @pytest.fixture(scope="module")
 def evaluation() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("credit_risk_evaluation", EVALUATION)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_sample_evaluation()
 
 
 def draw(rng: np.random.Generator, n: int, shift: float = 0.0) -> dict[str, np.ndarray]:

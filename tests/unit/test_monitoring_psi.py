@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
 import math
 from collections.abc import Callable
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -24,24 +22,14 @@ from monitoring.psi import (
     category_proportions,
     psi,
 )
+from tests.helpers import load_sample_evaluation
 
 pytestmark = pytest.mark.unit
-
-EVALUATION = Path(__file__).resolve().parents[2] / "pipelines/samples/credit_risk/evaluation.py"
-
-
-def load_evaluation() -> ModuleType:
-    """The sample bundle's evaluation script, imported from its file (it is not a package)."""
-    spec = importlib.util.spec_from_file_location("credit_risk_evaluation", EVALUATION)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
 def evaluation() -> ModuleType:
-    return load_evaluation()
+    return load_sample_evaluation()
 
 
 def test_psi_matches_the_hand_computed_value_of_a_known_shift() -> None:
