@@ -368,9 +368,8 @@ def ssm_parameter(context: ResourceContext) -> Created:
     for key in ("Description", "AllowedPattern", "Tier", "Policies", "DataType"):
         if key in props:
             request[key] = props[key]
-    tags = cfn_tags(props)
-    if tags:
-        request["Tags"] = [{"Key": k, "Value": v} for k, v in tags.items()]
+    if tags := cfn_tag_list(props):
+        request["Tags"] = tags
     context.client("ssm").put_parameter(**request)
     return Created(physical_id=name, attributes={"Type": props["Type"], "Value": props["Value"]})
 

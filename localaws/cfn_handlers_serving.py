@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from localaws.firehose_delivery import check_destination
-from localaws.resources import Created, ResourceContext, cfn_tags, handler
+from localaws.resources import Created, ResourceContext, cfn_tag_list, handler
 
 # CloudFormation properties passed to CreateDeliveryStream as they are (same names and shapes).
 _STREAM_PARAMETERS = (
@@ -51,9 +51,8 @@ def delivery_stream(context: ResourceContext) -> Created:
         check_destination(props[key])
     name = props.get("DeliveryStreamName", context.physical_name)
     request: dict[str, Any] = {key: props[key] for key in _STREAM_PARAMETERS if key in props}
-    tags = cfn_tags(props)
-    if tags:
-        request["Tags"] = [{"Key": key, "Value": value} for key, value in tags.items()]
+    if tags := cfn_tag_list(props):
+        request["Tags"] = tags
     created = context.client("firehose").create_delivery_stream(DeliveryStreamName=name, **request)
     return Created(physical_id=name, attributes={"Arn": created["DeliveryStreamARN"]})
 
