@@ -144,7 +144,7 @@ def _base_env(job: Any, tree: JobTree) -> dict[str, str]:
     """
     region = str(job.arn).split(":")[3]
     (tree.root / "output").mkdir(parents=True, exist_ok=True)
-    return dict(os.environ) | {
+    return os.environ.copy() | {
         "PYTHONUNBUFFERED": "1",
         "AWS_REGION": region,
         "AWS_DEFAULT_REGION": region,

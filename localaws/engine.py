@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from localaws import (
+    cloudwatch_alarms,
     codedeploy,
     events,
     firehose_delivery,
@@ -27,6 +28,7 @@ from localaws import (
     s3_secure_transport,
     sagemaker_jobs,
     sagemaker_registry,
+    scheduler,
     stepfunctions_sync,
 )
 from localaws.deploy import Deployment, deploy_assembly
@@ -44,6 +46,7 @@ _EXTENSIONS = (
     lambda_runtime,
     events,
     codedeploy,
+    cloudwatch_alarms,
     s3_secure_transport,
     firehose_delivery,
 )
@@ -112,6 +115,11 @@ class LocalEngine:
         )
         self.timings["deploy"] = time.perf_counter() - started
         return self.deployment
+
+    def run_schedule(self, name: str, group: str = "default", **kw: Any) -> Any:
+        """Deliver an EventBridge Scheduler schedule's target now (`localaws.scheduler`)."""
+        kw.setdefault("region", self.emulator.region)
+        return scheduler.run_schedule(name, group, **kw)
 
     @property
     def training(self) -> TrainingOutputs:

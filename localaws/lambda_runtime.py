@@ -53,7 +53,9 @@ from localaws.lambda_sandbox import (
     function_environment,
     reserved_variables,
     save_logs,
+    snapshot_views,
 )
+from localaws.patching import PatchSet
 
 LOGGER = logging.getLogger(__name__)
 # No Lambda function may run longer than 15 minutes, so no lock holder can keep it longer.
@@ -317,8 +319,6 @@ def _send_to_failure_destination(
 
 
 RUNTIME = LambdaRuntime()
-# "Class.method" -> moto's original, while installed.
-_originals: dict[str, Any] = {}
 
 
 def _header(headers: Any, name: str) -> str | None:
@@ -381,7 +381,7 @@ def _invoke_response(self: Any) -> Any:
     """moto reads the Invoke API's query parameter as ``qualifier``; SDKs send ``Qualifier``."""
     if "Qualifier" in self.querystring:
         self.querystring.setdefault("qualifier", self.querystring["Qualifier"])
-    return _originals["LambdaResponse.invoke"](self)
+    return _PATCHES["LambdaResponse.invoke"](self)
 
 
 def _patches() -> list[tuple[Any, str, Any]]:
@@ -391,18 +391,16 @@ def _patches() -> list[tuple[Any, str, Any]]:
     return [(LambdaFunction, "invoke", _invoke), (LambdaResponse, "invoke", _invoke_response)]
 
 
+_PATCHES = PatchSet(_patches)
+
+
 def install() -> None:
     """Make moto run Lambda handlers in-process. Idempotent."""
-    for owner, name, replacement in _patches():
-        key = f"{owner.__name__}.{name}"
-        if key not in _originals:
-            _originals[key] = getattr(owner, name)
-            setattr(owner, name, replacement)
+    _PATCHES.install()
+    snapshot_views(True)
 
 
 def uninstall() -> None:
     """Restore moto's Docker-based invocation. Queued asynchronous invocations still run."""
-    for owner, name, _ in _patches():
-        original = _originals.pop(f"{owner.__name__}.{name}", None)
-        if original is not None:
-            setattr(owner, name, original)
+    _PATCHES.uninstall()
+    snapshot_views(False)

@@ -64,20 +64,51 @@ class LambdaContext:
         return max(0, int((self._deadline - time.monotonic()) * 1000))
 
 
+class SnapshotEnviron(os._Environ):  # type: ignore[type-arg]
+    """``os.environ`` whose views are snapshots, so iterating it races no other thread.
+
+    ``Mapping.items()`` lists the keys, then looks each one up: a key another thread removes
+    in between raises ``KeyError`` in the reader. botocore reads ``os.environ.items()`` (proxy
+    settings) whenever a client is created, while an invocation's variables are being removed.
+    ``dict.copy`` of the underlying data runs without releasing the GIL, so it is atomic.
+    """
+
+    def _snapshot(self) -> dict[str, str]:
+        data = self._data.copy()  # type: ignore[attr-defined]
+        return {self.decodekey(k): self.decodevalue(v) for k, v in data.items()}
+
+    def keys(self) -> Any:
+        return self._snapshot().keys()
+
+    def items(self) -> Any:
+        return self._snapshot().items()
+
+    def values(self) -> Any:
+        return self._snapshot().values()
+
+    def copy(self) -> dict[str, str]:
+        return self._snapshot()
+
+
+def snapshot_views(on: bool) -> None:
+    """Give ``os.environ`` snapshot views (``on``) or its own class back. Idempotent."""
+    os.environ.__class__ = SnapshotEnviron if on else os._Environ
+
+
 @contextmanager
 def function_environment(variables: dict[str, str]) -> Iterator[None]:
     """Apply ``variables`` to ``os.environ`` and undo every change made while inside.
 
     Keys are restored one by one rather than by clearing ``os.environ``: other threads (the
-    moto server, Step Functions executions) read the environment concurrently and must never
-    observe it empty.
+    moto server, Step Functions executions, the caller's) read the environment concurrently
+    and must never observe it empty; they iterate it safely once :func:`snapshot_views` is on.
     """
-    snapshot = dict(os.environ)
+    snapshot = os.environ.copy()
     os.environ.update(variables)
     try:
         yield
     finally:
-        for key in [k for k in os.environ if k not in snapshot]:
+        for key in [k for k in os.environ.keys() if k not in snapshot]:
             os.environ.pop(key, None)
         for key, value in snapshot.items():
             if os.environ.get(key) != value:

@@ -1,6 +1,7 @@
 """One moto method replaced by an engine extension, reversibly and only after a contract check.
 
-Extensions that replace a single method (`s3_secure_transport`, `firehose_delivery`) share this:
+Extensions that replace a single method (`s3_secure_transport`, `firehose_delivery`) share this
+(`MethodPatch`; `PatchSet` replaces several attributes together, without a contract check):
 `install()` is idempotent and runs the extension's contract check first, so a moto upgrade that
 changes the patched internal fails loudly instead of silently changing behaviour;
 `uninstall()` restores moto; `original` is what the replacement delegates to.
@@ -50,3 +51,30 @@ class MethodPatch:
 
     def installed(self) -> bool:
         return self._original is not None
+
+
+class PatchSet:
+    """Several moto attributes replaced together by one extension (`cloudwatch_alarms`,
+    `lambda_runtime`). `patches()` lists (owner class, name, replacement); `install()` and
+    `uninstall()` are idempotent; `set["<Owner>.<name>"]` is moto's original, what a
+    replacement delegates to."""
+
+    def __init__(self, patches: Callable[[], list[tuple[Any, str, Any]]]) -> None:
+        self._patches = patches  # a function: moto is imported only once installed
+        self._originals: dict[str, Any] = {}
+
+    def __getitem__(self, key: str) -> Any:
+        return self._originals[key]
+
+    def install(self) -> None:
+        for owner, name, replacement in self._patches():
+            key = f"{owner.__name__}.{name}"
+            if key not in self._originals:
+                self._originals[key] = getattr(owner, name)
+                setattr(owner, name, replacement)
+
+    def uninstall(self) -> None:
+        for owner, name, _ in self._patches():
+            original = self._originals.pop(f"{owner.__name__}.{name}", None)
+            if original is not None:
+                setattr(owner, name, original)

@@ -37,7 +37,10 @@ handler here does, mostly through the emulator's AWS API.
     AWS::SSM::Parameter                         engine  moto's model ignores generated names
     AWS::SecretsManager::Secret                 engine  SecretString or GenerateSecretString
                                                         (SecretStringTemplate/GenerateStringKey)
-    AWS::CloudWatch::Alarm                      engine  PutMetricAlarm
+    AWS::CloudWatch::Alarm                      engine  PutMetricAlarm; single-metric alarms are
+                                                        evaluated on PutMetricData, with state-
+                                                        change events and SNS actions, by
+                                                        localaws.cloudwatch_alarms
     AWS::CloudWatch::Dashboard,
       AWS::Logs::LogGroup                       moto
     AWS::Logs::LogStream                        engine  CreateLogStream
@@ -64,7 +67,9 @@ handler here does, mostly through the emulator's AWS API.
     AWS::EKS::Nodegroup/FargateProfile/
       AccessEntry/Addon, Custom::AWSCDK-EKS-
       KubernetesResource/HelmChart/Patch        engine  recorded with resolved properties
-    AWS::Scheduler::Schedule/ScheduleGroup      engine  in moto's Scheduler; run on demand
+    AWS::Scheduler::Schedule/ScheduleGroup      engine  in moto's Scheduler; no clock: a Lambda or
+                                                        Step Functions target runs on demand
+                                                        (LocalEngine.run_schedule)
     AWS::CDK::Metadata                          engine  ignored
     AWS::CloudFormation::Stack (nested)         --      unsupported: fails the pre-scan
 

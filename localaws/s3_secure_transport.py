@@ -9,6 +9,12 @@ for AWS's HTTPS endpoints, so requests are treated as secure (`aws:SecureTranspo
 evaluates the policy. Statements with conditions on other keys are left to moto unchanged, so
 an unconditional Deny still denies.
 
+Statements conditioned on the caller's identity (`aws:PrincipalArn` and its kin) are dropped as
+well: the engine has no IAM principals (every request carries the same test credentials), so it
+cannot tell the one role such a statement exempts from everybody else -- as with IAM policies,
+the engine does not enforce identity-based restrictions (e.g. the training stack's code bucket
+reserving `continuous-training/` for the retraining role; docs/monitoring.md).
+
 `install()` is idempotent, `uninstall()` restores moto; `check_contract()` fails loudly if the
 patched internal (`moto.s3.models.FakeBucket.get_permission`) changes.
 """
@@ -22,6 +28,8 @@ from typing import Any
 from localaws.patching import MethodPatch, MotoContractError
 
 REQUEST_CONTEXT: dict[str, str] = {"aws:SecureTransport": "true", "s3:TlsVersion": "1.3"}
+IDENTITY_KEYS = frozenset({"aws:principalarn", "aws:principalaccount", "aws:principalorgid",
+                           "aws:principaltype", "aws:userid", "aws:username"})  # fmt: skip
 
 
 def check_contract() -> None:
@@ -63,9 +71,12 @@ def _get_permission(bucket: Any, action: str, resource: str) -> Any:
 
 
 def _may_apply(condition: dict[str, dict[str, Any]]) -> bool:
-    """False only when a transport condition is known not to hold for emulator requests."""
+    """False when a transport condition is known not to hold for emulator requests, or when
+    the statement depends on the caller's identity (which the emulator does not have)."""
     for operator, tests in condition.items():
         for key, expected in tests.items():
+            if key.lower() in IDENTITY_KEYS:
+                return False
             if key not in REQUEST_CONTEXT:
                 continue
             values = expected if isinstance(expected, list) else [expected]

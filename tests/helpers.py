@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import importlib.util
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
+from typing import cast
 
 import boto3
+from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from mlops.runs import MODEL_INDEX
 
@@ -48,3 +51,17 @@ def load_sample_evaluation() -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@dataclass
+class FakeContext:
+    """The LambdaContext fields powertools' `inject_lambda_context` reads."""
+
+    function_name: str = "function"
+    memory_limit_in_mb: int = 256
+    invoked_function_arn: str = "arn:aws:lambda:ap-northeast-2:123456789012:function:function"
+    aws_request_id: str = "req-1"
+
+
+def lambda_context(name: str = "function") -> LambdaContext:
+    return cast(LambdaContext, FakeContext(function_name=name))

@@ -268,3 +268,13 @@ def test_secure_transport_extension_is_reversible_and_keeps_real_denies(fresh: E
     s3.put_bucket_policy(Bucket="tls-probe", Policy=json.dumps({"Statement": [statement]}))
     with pytest.raises(s3.exceptions.ClientError, match="403"):
         s3.put_object(Bucket="tls-probe", Key="k", Body=b"3")
+    # A Deny that exempts one principal cannot be evaluated without principals: dropped (the
+    # engine does not enforce identity-based restrictions), while the unconditional Deny stays.
+    exempt = statement | {"Condition": {"ArnNotEquals": {
+        "aws:PrincipalArn": "arn:aws:iam::123456789012:role/mlops-local-retrain"}}}  # fmt: skip
+    s3.put_bucket_policy(Bucket="tls-probe", Policy=json.dumps({"Statement": [exempt]}))
+    s3.put_object(Bucket="tls-probe", Key="k", Body=b"4")
+    s3.put_bucket_policy(Bucket="tls-probe", Policy=json.dumps({"Statement": [exempt, statement]}))
+    with pytest.raises(s3.exceptions.ClientError, match="403"):
+        s3.put_object(Bucket="tls-probe", Key="k", Body=b"5")
+    s3_secure_transport.uninstall()

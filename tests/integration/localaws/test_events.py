@@ -15,7 +15,6 @@ import pytest
 from localaws import events, lambda_runtime
 from localaws.emulator import Emulator
 from tests.integration.localaws.test_lambda_runtime import (
-    ROLE_POLICY,
     forget_package,
     handler_module,
     package_zip,
@@ -39,14 +38,6 @@ def engine(emulator: Emulator) -> Iterator[Emulator]:
         lambda_runtime.wait_for_async(10)
         events.uninstall()
         lambda_runtime.uninstall()
-
-
-@pytest.fixture
-def role(engine: Emulator) -> str:
-    arn: str = engine.client("iam").create_role(
-        RoleName=f"role-{uuid.uuid4().hex[:8]}", AssumeRolePolicyDocument=ROLE_POLICY
-    )["Role"]["Arn"]
-    return arn
 
 
 @pytest.fixture

@@ -94,11 +94,8 @@ def engine(emulator: Emulator) -> Iterator[Emulator]:
 
 
 @pytest.fixture
-def make_function(engine: Emulator) -> Iterator[Callable[..., tuple[str, str]]]:
+def make_function(engine: Emulator, role: str) -> Iterator[Callable[..., tuple[str, str]]]:
     """Create a function from a fresh, uniquely named package; returns (name, package)."""
-    role = engine.client("iam").create_role(
-        RoleName=f"role-{uuid.uuid4().hex[:8]}", AssumeRolePolicyDocument=ROLE_POLICY
-    )["Role"]["Arn"]
     packages: list[str] = []
 
     def create(**overrides: Any) -> tuple[str, str]:
