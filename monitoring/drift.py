@@ -23,7 +23,7 @@ of that column only; a record that is not an object or whose `features` is not a
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -55,6 +55,7 @@ __all__ = [
 
 SCORE = "score"
 _FLUSH_EVERY = 4096
+_PLAIN = frozenset({float, int, type(None)})  # what JSON numbers and null decode to (not bool)
 
 
 class Status(StrEnum):
@@ -141,6 +142,7 @@ class WindowCounts:
     records: int = 0
     skipped: int = 0
     malformed_records: int = 0
+    outside_window: int = 0
     lines: int | None = None
     malformed_lines: int | None = None
     broken_sources: int | None = None
@@ -192,22 +194,18 @@ class _Tally:
     invalid: int = 0
     absent: int = 0
     counts: IntArray = field(init=False)
-    _pending: list[float] = field(default_factory=list)
+    _pending: list[object] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.counts = np.zeros(len(self.baseline.proportions), dtype=np.int64)
 
     def add(self, value: object) -> None:
+        """Numeric values wait, unchecked, for `flush` (which checks a whole chunk at C speed);
+        categorical ones are counted at once. The caller flushes every `_FLUSH_EVERY` records."""
         if isinstance(self.baseline, CategoricalBins):
             self._add_category(value, self.baseline)
-        elif value is None:
-            self._pending.append(math.nan)
-        elif (number := _number(value)) is not None:
-            self._pending.append(number)
         else:
-            self.invalid += 1
-        if len(self._pending) >= _FLUSH_EVERY:
-            self._flush()
+            self._pending.append(value)
 
     def _add_category(self, value: object, bins: CategoricalBins) -> None:
         try:
@@ -222,14 +220,39 @@ class _Tally:
         else:
             self.counts[-2] += 1
 
-    def _flush(self) -> None:
-        if self._pending and isinstance(self.baseline, NumericBins):
-            values = np.asarray(self._pending, dtype=np.float64)
-            self.counts += bin_counts(values, self.baseline.edges)
-        self._pending = []
+    def pusher(self) -> Callable[[object], None]:
+        """The cheapest way to hand this tally one value (`compute_drift`'s inner loop)."""
+        return self._pending.append if isinstance(self.baseline, NumericBins) else self.add
+
+    def flush(self) -> None:
+        raw = list(self._pending)
+        self._pending.clear()  # in place: `pusher` holds this list's append
+        if not raw or not isinstance(self.baseline, NumericBins):
+            return
+        values: np.ndarray[Any, np.dtype[np.float64]] | None = None
+        if set(map(type, raw)) <= _PLAIN:  # JSON numbers and nulls only: one conversion
+            try:
+                values = np.asarray(raw, dtype=np.float64)  # None -> NaN (the missing bin)
+            except OverflowError:  # an integer beyond float range: judge value by value
+                values = None
+        if values is None:
+            values = self._checked(raw)
+        self.counts += bin_counts(values, self.baseline.edges)
+
+    def _checked(self, raw: list[object]) -> np.ndarray[Any, np.dtype[np.float64]]:
+        """Value by value: null is missing, a number counts, anything else is `invalid`."""
+        kept: list[float] = []
+        for value in raw:
+            if value is None:
+                kept.append(math.nan)
+            elif (number := _number(value)) is not None:
+                kept.append(number)
+            else:
+                self.invalid += 1
+        return np.asarray(kept, dtype=np.float64)
 
     def result(self, name: str, records: int, thresholds: Thresholds) -> ColumnDrift:
-        self._flush()
+        self.flush()
         rows = int(self.counts.sum())
         actual = shares(self.counts)
         value: float | None = None
@@ -260,6 +283,7 @@ class _Window:
     records: int = 0
     skipped: int = 0
     malformed: int = 0
+    outside: int = 0
     first_ts: float | None = None
     last_ts: float | None = None
 
@@ -276,6 +300,7 @@ class _Window:
             records=self.records,
             skipped=self.skipped,
             malformed_records=self.malformed,
+            outside_window=self.outside,
             lines=lines.lines if lines else None,
             malformed_lines=lines.malformed if lines else None,
             broken_sources=lines.broken_sources if lines else None,
@@ -291,8 +316,13 @@ def compute_drift(
     model: str,
     version: str | int | None = None,
     thresholds: Thresholds | None = None,
+    between: tuple[float, float] | None = None,
 ) -> DriftReport:
     """Drift of `model` (one `version`, or every version when None) over `records`.
+
+    `between` = (start, end) in epoch seconds keeps only records with `start <= ts < end`; the
+    others of the model (and those without a numeric `ts`) count as `outside_window`. Logs are
+    partitioned by arrival day, so a window read from whole partitions needs it to be exact.
 
     `baseline_report` is a parsed `Baseline` or a whole evaluation report (`evaluation.json`);
     a malformed one raises `BaselineError` -- that is the version's fault, not the window's.
@@ -307,6 +337,8 @@ def compute_drift(
     wanted = None if version is None else str(version)
     tallies = {name: _Tally(spec) for name, spec in baseline.features.items()}
     score = _Tally(baseline.score)
+    columns = [(name, tally, tally.pusher()) for name, tally in tallies.items()]
+    push_score = score.pusher()
     window = _Window()
     for record in records:
         if not isinstance(record, Mapping):
@@ -317,14 +349,28 @@ def compute_drift(
         ):
             window.skipped += 1
             continue
+        if between is not None and not _within(record.get("ts"), between):
+            window.outside += 1
+            continue
         values = record.get("features")
         if not isinstance(values, Mapping):
             window.malformed += 1
             continue
         window.saw(record.get("ts"))
-        for name, tally in tallies.items():
-            _count(tally, values, name)
-        _count(score, record, SCORE)
+        for name, tally, push in columns:
+            value = values.get(name, _ABSENT)
+            if value is _ABSENT:
+                tally.absent += 1
+            else:
+                push(value)
+        value = record.get(SCORE, _ABSENT)
+        if value is _ABSENT:
+            score.absent += 1
+        else:
+            push_score(value)
+        if window.records % _FLUSH_EVERY == 0:
+            for tally in (*tallies.values(), score):
+                tally.flush()
     return DriftReport(
         model=model,
         version=wanted,
@@ -347,8 +393,9 @@ def _number(value: object) -> float | None:
         return None
 
 
-def _count(tally: _Tally, values: Mapping[str, Any], name: str) -> None:
-    if name in values:
-        tally.add(values[name])
-    else:
-        tally.absent += 1
+def _within(ts: object, between: tuple[float, float]) -> bool:
+    stamp = _number(ts)
+    return stamp is not None and between[0] <= stamp < between[1]
+
+
+_ABSENT = object()

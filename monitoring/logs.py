@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import gzip
 import io
-import json
 import logging
 import os
 import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
+
+import orjson
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
@@ -66,7 +67,7 @@ class LogLines:
                 continue
             self.lines += 1
             try:
-                record = json.loads(line)
+                record = orjson.loads(line)  # ~3x json's speed; the proxy writes it
             except ValueError:
                 record = None
             if isinstance(record, dict):

@@ -43,6 +43,8 @@ class Provenance:
     bundle_sha256: str | None = None
     data_snapshot: str | None = None
     training_job_name: str | None = None
+    trigger: str = "upload"
+    retrain_reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,8 @@ def customer_metadata(source: Provenance, gate: GateSummary) -> dict[str, str]:
         ("bundle_key", source.bundle_key),
         ("bundle_sha256", source.bundle_sha256),
         ("uploaded_by", source.uploaded_by),
+        ("trigger", source.trigger),
+        ("retrain_reason", source.retrain_reason),
         ("data_snapshot", source.data_snapshot),
         ("training_job_name", source.training_job_name),
         ("gate_metric", gate.metric),

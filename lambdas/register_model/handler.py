@@ -17,7 +17,8 @@ result that did not pass -- registering it would be a wiring bug).
 
 from __future__ import annotations
 
-from typing import Any
+import os
+from typing import Any, Literal
 
 import boto3
 from aws_lambda_powertools import Logger
@@ -44,6 +45,9 @@ class Bundle(_Strict):
     git_commit: str | None = None
     uploaded_by: str | None = None
     sha256: str | None = None
+    trigger: Literal["upload", "continuous-training"] = "upload"
+    retrain_reason: str | None = None
+    retrain_of: str | None = None
 
 
 class GateMetric(_Strict):
@@ -125,7 +129,7 @@ def register(sagemaker: Any, request: RegisterInput) -> dict[str, Any]:
     existing = find_registered(sagemaker, group, request.run_id)
     if existing is not None:
         logger.info("run already registered", extra={"arn": existing["ModelPackageArn"]})
-        return existing
+        return _approve_if_due(sagemaker, request, existing)
     bundle, gate = request.bundle, request.gate
     source = Provenance(
         run_id=request.run_id,
@@ -138,6 +142,8 @@ def register(sagemaker: Any, request: RegisterInput) -> dict[str, Any]:
         bundle_sha256=bundle.sha256,
         data_snapshot=request.data_snapshot,
         training_job_name=request.training_job_name,
+        trigger=bundle.trigger,
+        retrain_reason=bundle.retrain_reason,
     )
     summary = GateSummary(
         metric=gate.metric.name,
@@ -154,7 +160,43 @@ def register(sagemaker: Any, request: RegisterInput) -> dict[str, Any]:
     arn = sagemaker.create_model_package(**kwargs)["ModelPackageArn"]
     logger.info("registered model package", extra={"arn": arn})
     described: dict[str, Any] = sagemaker.describe_model_package(ModelPackageName=arn)
-    return described
+    return _approve_if_due(sagemaker, request, described)
+
+
+def _approve_if_due(
+    sagemaker: Any, request: RegisterInput, package: dict[str, Any]
+) -> dict[str, Any]:
+    """Approve a pending continuous-training version when its model auto-approves (also on a
+    retried registration that stopped between creating and approving)."""
+    approval = auto_approval(request, auto_approve_models())
+    if approval is None or package.get("ModelApprovalStatus") != "PendingManualApproval":
+        return package
+    arn = package["ModelPackageArn"]
+    # A second call, not an Approved creation: the approval is its own change event, which the
+    # approval hook deploys like any other; the registry records why.
+    sagemaker.update_model_package(
+        ModelPackageArn=arn, ModelApprovalStatus="Approved", ApprovalDescription=approval
+    )
+    logger.info("auto-approved a continuous-training version", extra={"arn": arn})
+    approved: dict[str, Any] = sagemaker.describe_model_package(ModelPackageName=arn)
+    return approved
+
+
+def auto_approve_models() -> frozenset[str]:
+    """AUTO_APPROVE_MODELS: models whose continuous-training versions need no person."""
+    return frozenset(m for m in os.environ.get("AUTO_APPROVE_MODELS", "").split(",") if m)
+
+
+def auto_approval(request: RegisterInput, models: frozenset[str]) -> str | None:
+    """The approval description when this version is approved on registration, else None:
+    only runs the retraining function started (their bundle key says so) of a model whose
+    `monitoring.models.<model>.auto_approve` is set. Uploads by people always wait."""
+    bundle = request.bundle
+    if bundle.trigger != "continuous-training" or request.model_name not in models:
+        return None
+    why = f" ({bundle.retrain_reason})" if bundle.retrain_reason else ""
+    return (f"auto-approved: continuous-training run {request.run_id}{why} passed the gate; "
+            f"monitoring.models.{request.model_name}.auto_approve is set")[:1000]  # fmt: skip
 
 
 @logger.inject_lambda_context(clear_state=True)

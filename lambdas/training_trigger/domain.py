@@ -34,7 +34,14 @@ from mlops.runs import RunRecord, RunsRepository, RunStatus, run_id_for
 
 logger = Logger(service="training-trigger", child=True)
 
-BUNDLE_KEY = re.compile(r"^bundles/(?P<model>[a-z][a-z0-9-]{1,29})/(?P<name>[^/]+)\.tar\.gz$")
+# People upload under bundles/; the retraining function of the monitoring stack copies a
+# champion's bundle under continuous-training/ (a prefix the code bucket's policy lets only that
+# function write), so a run's origin is known from its key, never from claimable metadata.
+CONTINUOUS_TRAINING_PREFIX = "continuous-training/"
+BUNDLE_KEY = re.compile(
+    r"^(?P<source>bundles|continuous-training)/(?P<model>[a-z][a-z0-9-]{1,29})/"
+    r"(?P<name>[^/]+)\.tar\.gz$"
+)
 EXPECTED_KEY = "bundles/<model>/<name>.tar.gz"
 UNKNOWN = "unknown"
 MAX_REASON = 2000
@@ -129,7 +136,20 @@ def model_of_key(key: str) -> str | None:
 def _record_model(key: str) -> str:
     """Best-effort model name for the record of a key that may be malformed."""
     parts = key.split("/")
-    return parts[1] if len(parts) >= 3 and parts[0] == "bundles" and parts[1] else UNKNOWN
+    prefixes = ("bundles", CONTINUOUS_TRAINING_PREFIX.rstrip("/"))
+    return parts[1] if len(parts) >= 3 and parts[0] in prefixes and parts[1] else UNKNOWN
+
+
+def trigger_of(key: str, metadata: dict[str, str]) -> dict[str, str]:
+    """`trigger` ("upload" or "continuous-training") and, for a retraining run, why and of
+    which version (the retraining function's metadata; only trusted under its prefix)."""
+    if not key.startswith(CONTINUOUS_TRAINING_PREFIX):
+        return {"trigger": "upload"}
+    found = {"trigger": "continuous-training"}
+    for name in ("retrain-reason", "retrain-of"):
+        if metadata.get(name):
+            found[name.replace("-", "_")] = metadata[name]
+    return found
 
 
 @dataclass
@@ -172,6 +192,7 @@ class TrainingTrigger:
             "bucket": upload.bucket, "key": upload.key, "version_id": str(upload.version_id),
             "git_commit": metadata.get("git-commit") or UNKNOWN,
             "uploaded_by": metadata.get("uploaded-by") or UNKNOWN, "sha256": report.sha256,
+            **trigger_of(upload.key, metadata),
         }  # fmt: skip
         if not report.ok or report.manifest is None:
             raise Rejected(f"invalid bundle: {'; '.join(report.errors)}", {"errors": report.errors})

@@ -22,7 +22,7 @@ from lambdas.training_trigger.execution import PLATFORM_FILES
 from mlops.bundle import ArchiveLimits, write_archive
 from mlops.bundle.archive import collect_directory
 from mlops.runs import RunsRepository, RunStatus
-from tests.helpers import create_runs_table
+from tests.helpers import create_runs_table, lambda_context
 
 pytestmark = pytest.mark.integration
 
@@ -38,14 +38,6 @@ FEATURE_STORE_ENV = {
     "ATHENA_RESULTS": "s3://mlops-athena/training-sets/",
 }  # fmt: skip
 PASS_DEFINITION = {"StartAt": "Done", "States": {"Done": {"Type": "Pass", "End": True}}}
-
-
-@dataclass
-class FakeContext:
-    function_name: str = "training-trigger"
-    memory_limit_in_mb: int = 512
-    invoked_function_arn: str = f"arn:aws:lambda:{REGION}:123456789012:function:training-trigger"
-    aws_request_id: str = "00000000-0000-0000-0000-000000000000"
 
 
 @dataclass
@@ -72,7 +64,7 @@ class Platform:
             "detail": {"version": "0", "bucket": {"name": CODE}, "object": obj,
                        "request-id": "R", "requester": "123456789012", "reason": "PutObject"},
         }  # fmt: skip
-        context: Any = FakeContext()
+        context: Any = lambda_context("training-trigger")
         result: dict[str, Any] = trigger_handler.handler(event, context)
         return result
 
@@ -474,7 +466,7 @@ def test_an_unexpected_error_records_failed_and_is_raised(
 def test_off_contract_events_and_settings_fail_loudly(
     platform: Platform, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    context: Any = FakeContext()
+    context: Any = lambda_context("training-trigger")
     with pytest.raises(trigger_handler.InvalidEventError, match="detail: Field required"):
         trigger_handler.handler({"source": "aws.s3", "detail-type": "Object Created",
                                  "time": EVENT_TIME}, context)  # fmt: skip
@@ -482,3 +474,30 @@ def test_off_contract_events_and_settings_fail_loudly(
     with pytest.raises(trigger_handler.ConfigurationError, match="runs_table: Field required"):
         platform.deliver(GOOD, "v1")
     assert platform.runs.list() == []
+
+
+def test_a_runs_origin_comes_from_its_key_never_from_its_metadata(
+    platform: Platform, sample_files: dict[str, bytes]
+) -> None:
+    """Only the retraining function may write under continuous-training/ (the code bucket's
+    policy), so that prefix -- not metadata anyone can set -- marks a continuous-training run,
+    which is what `auto_approve` trusts."""
+    data = write_archive(sample_files)
+    claims = {"retrain-reason": "drift", "retrain-of": "arn:aws:sagemaker:x:1:model-package/a/1"}
+    forged = platform.upload(GOOD, data, claims)
+    key = "continuous-training/credit-risk/credit-risk-drift-20261122T003000Z.tar.gz"
+    retrained = platform.upload(key, data, {**claims, "uploaded-by": "continuous-training"})
+
+    assert platform.deliver(GOOD, forged)["status"] == "RUNNING"
+    assert platform.deliver(key, retrained)["status"] == "RUNNING"
+
+    inputs = [platform.sfn.describe_execution(executionArn=e["executionArn"])["input"]
+              for e in platform.executions()]  # fmt: skip
+    bundles = {b["key"]: b for b in (json.loads(i)["bundle"] for i in inputs)}
+    assert bundles[GOOD]["trigger"] == "upload"
+    assert "retrain_reason" not in bundles[GOOD]
+    assert {k: bundles[key][k] for k in ("trigger", "retrain_reason", "retrain_of")} == {
+        "trigger": "continuous-training", "retrain_reason": "drift",
+        "retrain_of": "arn:aws:sagemaker:x:1:model-package/a/1",
+    }  # fmt: skip
+    assert bundles[key]["uploaded_by"] == "continuous-training"

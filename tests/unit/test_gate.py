@@ -3,12 +3,10 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 import boto3
 import pytest
-from aws_lambda_powertools.utilities.typing import LambdaContext
 from moto import mock_aws
 
 from lambdas.common import InvalidInputError
@@ -25,6 +23,7 @@ from lambdas.gate.domain import (
     report_metrics,
 )
 from lambdas.gate.handler import find_champion, handler
+from tests.helpers import lambda_context
 
 pytestmark = pytest.mark.unit
 
@@ -201,15 +200,7 @@ def test_champion_search_reads_past_empty_pages() -> None:
 # --- handler against moto ------------------------------------------------------------------
 
 
-@dataclass
-class FakeContext:
-    function_name: str = "gate"
-    memory_limit_in_mb: int = 256
-    invoked_function_arn: str = "arn:aws:lambda:ap-northeast-2:123456789012:function:gate"
-    aws_request_id: str = "req-1"
-
-
-CONTEXT = cast(LambdaContext, FakeContext())
+CONTEXT = lambda_context("gate")
 
 
 @pytest.fixture

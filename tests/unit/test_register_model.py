@@ -4,12 +4,10 @@ import json
 import math
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 import boto3
 import pytest
-from aws_lambda_powertools.utilities.typing import LambdaContext
 from moto import mock_aws
 
 from lambdas.common import InvalidInputError
@@ -25,6 +23,7 @@ from lambdas.register_model.domain import (
     package_request,
 )
 from lambdas.register_model.handler import handler
+from tests.helpers import lambda_context
 
 pytestmark = pytest.mark.unit
 
@@ -61,6 +60,7 @@ def test_metadata_carries_provenance_metrics_and_comparison() -> None:
         "bundle_key": "bundles/credit-risk/x.tar.gz",
         "bundle_sha256": "f" * 64,
         "uploaded_by": "alice _alice@example.com_",
+        "trigger": "upload",
         "data_snapshot": "s3://artifacts/datasets/credit-risk/training_frame/",
         "training_job_name": f"{RUN}-train",
         "gate_metric": "auc",
@@ -126,15 +126,7 @@ def test_package_request_shape() -> None:
 # --- handler against moto ------------------------------------------------------------------
 
 
-@dataclass
-class FakeContext:
-    function_name: str = "register"
-    memory_limit_in_mb: int = 256
-    invoked_function_arn: str = "arn:aws:lambda:ap-northeast-2:123456789012:function:register"
-    aws_request_id: str = "req-1"
-
-
-CONTEXT = cast(LambdaContext, FakeContext())
+CONTEXT = lambda_context("register")
 
 
 @pytest.fixture
@@ -248,3 +240,59 @@ def test_the_gate_reads_an_approved_registration_as_champion(sagemaker: Any) -> 
     assert result["champion"] == {"arn": arn, "version": 1, "value": 0.812}
     assert result["passed"] is False
     assert "does not beat the champion credit-risk/1 (0.8120)" in result["reason"]
+
+
+@pytest.fixture
+def registry_fix() -> Iterator[None]:
+    """moto erases a package's metadata on UpdateModelPackage; the engine's fix keeps it."""
+    from localaws import sagemaker_registry
+
+    sagemaker_registry.install()
+    try:
+        yield
+    finally:
+        sagemaker_registry.uninstall()
+
+
+CT_BUNDLE = {"bucket": "code", "key": "continuous-training/credit-risk/credit-risk-drift-"
+             "20261122T003107Z.tar.gz", "version_id": "v9", "uploaded_by": "continuous-training",
+             "trigger": "continuous-training", "retrain_reason": "drift",
+             "retrain_of": CHAMPION}  # fmt: skip
+
+
+@pytest.mark.usefixtures("registry_fix")
+def test_a_continuous_training_version_is_approved_only_where_configured(
+    sagemaker: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AUTO_APPROVE_MODELS", "credit-risk,fraud")
+    retrained = handler(event(run_id="credit-risk-ct1", bundle=CT_BUNDLE), CONTEXT)
+    described = sagemaker.describe_model_package(ModelPackageName=retrained["model_package_arn"])
+    assert described["ModelApprovalStatus"] == "Approved"
+    assert described["ApprovalDescription"] == (
+        "auto-approved: continuous-training run credit-risk-ct1 (drift) passed the gate; "
+        "monitoring.models.credit-risk.auto_approve is set"
+    )
+    metadata = described["CustomerMetadataProperties"]
+    assert (metadata["trigger"], metadata["retrain_reason"]) == ("continuous-training", "drift")
+    # An upload by a person waits, even for an auto-approving model...
+    uploaded = handler(event(run_id="credit-risk-up1"), CONTEXT)
+    assert sagemaker.describe_model_package(ModelPackageName=uploaded["model_package_arn"])[
+        "ModelApprovalStatus"] == "PendingManualApproval"  # fmt: skip
+    # ...and so does a retrained version of a model that does not auto-approve.
+    monkeypatch.setenv("AUTO_APPROVE_MODELS", "fraud")
+    waiting = handler(event(run_id="credit-risk-ct2", bundle=CT_BUNDLE), CONTEXT)
+    assert sagemaker.describe_model_package(ModelPackageName=waiting["model_package_arn"])[
+        "ModelApprovalStatus"] == "PendingManualApproval"  # fmt: skip
+
+
+def test_a_retry_after_registering_still_approves(
+    sagemaker: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("AUTO_APPROVE_MODELS", raising=False)
+    first = handler(event(run_id="credit-risk-ct3", bundle=CT_BUNDLE), CONTEXT)
+    monkeypatch.setenv("AUTO_APPROVE_MODELS", "credit-risk")  # as if the approval call failed
+    again = handler(event(run_id="credit-risk-ct3", bundle=CT_BUNDLE), CONTEXT)
+    assert again["model_package_arn"] == first["model_package_arn"]
+    assert len(packages(sagemaker)) == 1
+    assert sagemaker.describe_model_package(ModelPackageName=again["model_package_arn"])[
+        "ModelApprovalStatus"] == "Approved"  # fmt: skip

@@ -3,11 +3,10 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 import boto3
 import pytest
-from aws_lambda_powertools.utilities.typing import LambdaContext
 from moto import mock_aws
 
 from lambdas.common import ConfigurationError, InvalidInputError
@@ -20,7 +19,7 @@ from lambdas.run_recorder.domain import (
 )
 from lambdas.run_recorder.handler import UnknownRunError, handler
 from mlops.runs import RunRecord, RunsRepository, RunStatus
-from tests.helpers import create_runs_table
+from tests.helpers import create_runs_table, lambda_context
 
 pytestmark = pytest.mark.unit
 
@@ -117,15 +116,7 @@ def test_subject_and_links() -> None:
 # --- handler against moto ------------------------------------------------------------------
 
 
-@dataclass
-class FakeContext:
-    function_name: str = "run-recorder"
-    memory_limit_in_mb: int = 256
-    invoked_function_arn: str = "arn:aws:lambda:ap-northeast-2:123456789012:function:rec"
-    aws_request_id: str = "req-1"
-
-
-CONTEXT = cast(LambdaContext, FakeContext())
+CONTEXT = lambda_context("run-recorder")
 
 
 @dataclass

@@ -1,0 +1,1 @@
+"""The scheduled drift job: PSI of each served model's champion over the last window of logs."""
