@@ -6,7 +6,8 @@ with Mangum. Status codes: 404 unknown model (or, for a single prediction, unkno
 body too large, 422 invalid body (FastAPI's error shape, field by field), 503 when the model has
 no servable version or Redis does not answer (with Retry-After). Responses are serialised with
 orjson; the predict body is parsed by hand (orjson + pydantic per item) so a batch's bad items
-fail alone.
+fail alone. With MLOPS_SERVING_METRICS=emf every request to a model endpoint also writes one
+CloudWatch EMF line (serving.metrics); handlers report the version that answered with `served_by`.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from fastapi.openapi.utils import get_openapi
 from pydantic.json_schema import models_json_schema
 
 from serving import api_models as m
+from serving.metrics import RequestMetrics, RequestMetricsMiddleware, accepted_request_id, served_by
 from serving.model import LoadedModel
 from serving.predict import (
     RequestInvalid,
@@ -34,7 +36,7 @@ from serving.predict import (
     score_items,
 )
 from serving.runtime import FeatureStoreUnavailable, ServingRuntime, build_runtime
-from serving.settings import settings_from_env
+from serving.settings import metrics_settings_from_env, settings_from_env
 from serving.spec import ModelSpec
 
 MAX_BODY_BYTES = 8 * 1024 * 1024
@@ -55,8 +57,7 @@ def _json(payload: Any, status: int = 200, headers: dict[str, str] | None = None
 
 
 def _request_id(request: Request) -> str:
-    given = request.headers.get("x-request-id", "")
-    return given if 0 < len(given) <= 128 and given.isprintable() else uuid.uuid4().hex
+    return accepted_request_id(request.headers.get("x-request-id")) or uuid.uuid4().hex
 
 
 def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
@@ -69,8 +70,13 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {code: known[code] for code in codes}
 
 
-def create_app(runtime: ServingRuntime, *, manage_runtime: bool = True) -> FastAPI:
-    """The app over `runtime`; with `manage_runtime` its lifespan starts and stops it."""
+def create_app(
+    runtime: ServingRuntime, *, manage_runtime: bool = True, metrics: RequestMetrics | None = None
+) -> FastAPI:
+    """The app over `runtime`; with `manage_runtime` its lifespan starts and stops it.
+
+    `metrics` None: as MLOPS_SERVING_METRICS(_NAMESPACE) say (off unless set), which is how the
+    Lambda handler, building the app from a runtime, gets them."""
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -82,6 +88,10 @@ def create_app(runtime: ServingRuntime, *, manage_runtime: bool = True) -> FastA
 
     app = FastAPI(title="Model proxy", version="1", lifespan=lifespan)
     app.state.runtime = runtime
+    if metrics is None:
+        metrics = RequestMetrics.from_settings(metrics_settings_from_env())
+    if metrics.enabled:
+        app.add_middleware(RequestMetricsMiddleware, metrics=metrics, models=runtime.spec.models)
 
     @app.exception_handler(HttpError)
     async def _http_error(_: Request, exc: HttpError) -> Response:
@@ -162,9 +172,10 @@ def create_app(runtime: ServingRuntime, *, manage_runtime: bool = True) -> FastA
         response_model=m.ModelInfo,
         responses=_errors(404, 503),
     )
-    async def get_model(model: str) -> Response:
+    async def get_model(model: str, request: Request) -> Response:
         """The served version, when it was loaded, its inputs and signature."""
         spec, loaded = served(model)
+        served_by(request, loaded.version)
         return _json(model_info(spec, loaded, runtime.manager.rejected.get(model)))
 
     @app.post(
@@ -221,11 +232,14 @@ def create_app(runtime: ServingRuntime, *, manage_runtime: bool = True) -> FastA
             result = next(scored)
             if "error" in result:
                 raise HttpError(404, result["error"]["message"], result["error"]["code"])
+            served_by(request, loaded.version, predictions=1, request_id=request_id)
             return _json({**head, **result}, headers=headers)
         responses = [
             next(scored) if isinstance(item, m.PredictItem) else invalid_item(item)
             for item in parsed.items
         ]
+        scored_count = sum("score" in r for r in responses)
+        served_by(request, loaded.version, predictions=scored_count, request_id=request_id)
         return _json({**head, "responses": responses}, headers=headers)
 
     @app.post(
@@ -247,6 +261,7 @@ def create_app(runtime: ServingRuntime, *, manage_runtime: bool = True) -> FastA
         matrix = np.array(body.instances, dtype=np.float64).astype(np.float32)
         scores = loaded.score(matrix).tolist()
         request_id = _request_id(request)
+        served_by(request, loaded.version, predictions=len(scores), request_id=request_id)
         return _json(
             {"model": model, "version": loaded.version, "request_id": request_id, "scores": scores}
         )

@@ -2,7 +2,9 @@
 
 Read once by `settings_from_env()` when an app is built (never at import), so the Lambda handler,
 the uvicorn factory and the tests configure the same app the same way. Where each value comes
-from on AWS: the serving stack sets them on the function / pod (docs/serving.md).
+from on AWS: the serving stack sets them on the function / pod (docs/serving.md). The request
+metrics' two settings (`MetricsSettings`, which `ServingSettings` extends) can also be read alone,
+since the app reads them itself when its builder does not pass them.
 """
 
 from __future__ import annotations
@@ -19,8 +21,46 @@ MODEL_PACKAGE_ARN = re.compile(
     r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:model-package/[A-Za-z0-9-]{1,63}(/\d+)?$"
 )
 
+DEFAULT_METRICS_NAMESPACE = "MLOps/Serving"
+MetricsMode = Literal["emf", "off"]
 
-class ServingSettings(BaseSettings):
+
+class MetricsSettings(BaseSettings):
+    """The request metrics' settings (serving.metrics), readable on their own: `create_app`
+    reads just these when it is not handed its metrics, as on Lambda, where the handler builds
+    the app from a runtime."""
+
+    model_config = SettingsConfigDict(env_prefix="MLOPS_SERVING_", extra="ignore", frozen=True)
+
+    metrics: MetricsMode = Field(
+        default="off",
+        description="'emf': one CloudWatch Embedded Metric Format line per model request on "
+        "stdout (requests, 4xx, 5xx, latency per model; predictions per model version); 'off': "
+        "nothing (local runs, tests).",
+    )
+    metrics_namespace: str = Field(
+        default=DEFAULT_METRICS_NAMESPACE, description="The CloudWatch namespace of those metrics."
+    )
+
+    @field_validator("metrics_namespace")
+    @classmethod
+    def _namespace(cls, namespace: str) -> str:
+        # CloudWatch's rule for a namespace: 1-255 characters, not starting with ':'; names
+        # starting with 'AWS/' are reserved for AWS services.
+        if not 1 <= len(namespace) <= 255 or namespace.startswith(":"):
+            raise ValueError(
+                f"MLOPS_SERVING_METRICS_NAMESPACE {namespace!r}: a CloudWatch namespace has 1-255 "
+                "characters and does not start with ':'"
+            )
+        if namespace.startswith("AWS/"):
+            raise ValueError(
+                f"MLOPS_SERVING_METRICS_NAMESPACE {namespace!r}: namespaces starting with 'AWS/' "
+                "are reserved for AWS services"
+            )
+        return namespace
+
+
+class ServingSettings(MetricsSettings):
     """Everything the app needs besides the models themselves."""
 
     model_config = SettingsConfigDict(env_prefix="MLOPS_SERVING_", extra="ignore", frozen=True)
@@ -126,3 +166,8 @@ def settings_from_env() -> ServingSettings:
     """The settings from the process environment (raises pydantic's ValidationError, which
     names every bad variable)."""
     return ServingSettings()
+
+
+def metrics_settings_from_env() -> MetricsSettings:
+    """Only the request metrics' settings from the process environment."""
+    return MetricsSettings()
