@@ -21,6 +21,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from mlops.config_monitoring import MonitoringConfig
 from mlops.config_registry import RegistryConfig
 from mlops.config_serving import ServingConfig
 
@@ -253,6 +254,7 @@ class EnvironmentConfig(_Strict):
     feature_store: FeatureStoreConfig = Field(default_factory=FeatureStoreConfig)
     serving: ServingConfig = Field(default_factory=ServingConfig)
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
+    monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
     tags: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("region")
@@ -273,6 +275,12 @@ class EnvironmentConfig(_Strict):
         if foreign:
             raise ValueError(
                 f"network.availability_zones {foreign} are not in region {self.region}"
+            )
+        unserved = sorted(set(self.monitoring.models) - set(self.serving.models))
+        if unserved:
+            raise ValueError(
+                f"monitoring.models {unserved} are not in serving.models: only a served model "
+                "has prediction logs to watch"
             )
         return self
 

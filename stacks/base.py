@@ -28,3 +28,14 @@ class PlatformStack(Stack):
     @property
     def availability_zones(self) -> list[str]:
         return self._configured_azs
+
+
+def retrain_role_name(prefix: str) -> str:
+    """The monitoring stack's retraining role, `<project>-<env>-retrain`: named so the training
+    stack's code bucket can reserve its prefix for it without referencing the other stack."""
+    return f"{prefix}-retrain"
+
+
+def model_id(model: str) -> str:
+    """A model name as a construct-id part: `credit-risk` -> `CreditRisk`."""
+    return model.title().replace("-", "")

@@ -325,3 +325,35 @@ def _suppress_matching(
                                 applies_to=[RegexAppliesTo(regex=f"/{pattern}/")])],
             apply_to_children=True,
         )  # fmt: skip
+
+
+def suppress_monitoring_findings(role: IConstruct) -> None:
+    """The drift job's and the retraining function's roles: CDK's grant shapes (bucket
+    objects, KMS variants, the runs table's index) and the listed monitoring shapes."""
+    grants = [entry for entry in _GRANT_WILDCARDS if entry[0] != _ANY_RESOURCE]
+    _suppress_wildcards(role, [*grants, *_MONITORING_WILDCARDS])
+
+
+# The drift job and the retraining function (stacks/monitoring.py).
+_MONITORING_WILDCARDS: tuple[tuple[str, str], ...] = (
+    _SERVING_APP_WILDCARDS[0],
+    (r"^Resource::(<Artifacts[A-Za-z0-9]*\.Arn>|[a-z0-9-]+-training:"
+     r"ExportsOutputFnGetAttArtifacts[A-Za-z0-9]*Arn[A-Za-z0-9]*)/runs/\*/evaluation/\*$",
+     "GetObject on the training runs' evaluation reports only (runs/<run id>/evaluation/ in "
+     "the artifacts bucket), where a version's drift baselines are; run ids are per run."),
+    (r"^Resource::(<PredictionLog[A-Za-z0-9]*\.Arn>|[a-z0-9-]+-serving:"
+     r"ExportsOutputFnGetAttPredictionLog[A-Za-z0-9]*Arn[A-Za-z0-9]*)/predictions/\*$",
+     "Reads the delivered prediction logs (predictions/dt=<day>/<object>): Firehose names "
+     "the objects, one partition per day."),
+    (r"^Resource::<Reports[A-Za-z0-9]*\.Arn>/drift-reports/\*$",
+     "Writes drift reports under drift-reports/<model>/dt=<day>/ in this stack's own bucket."),
+    (r"^Resource::(<Code[A-Za-z0-9]*\.Arn>|[a-z0-9-]+-training:"
+     r"ExportsOutputFnGetAttCode[A-Za-z0-9]*Arn[A-Za-z0-9]*)/(bundles|continuous-training)/\*$",
+     "The retraining function reads the uploaded bundle version a champion was trained from "
+     "and writes its copy under continuous-training/ (the code bucket's policy reserves that "
+     "prefix for this role); object names are per upload."),
+    (_ANY_RESOURCE,
+     "cloudwatch:PutMetricData has no resource-level permissions; the statement is limited "
+     "by the cloudwatch:namespace condition to the drift namespace. X-Ray PutTraceSegments/"
+     "PutTelemetryRecords (active tracing) have none either."),
+)  # fmt: skip

@@ -21,6 +21,7 @@ from mlops.config import (
 )
 from mlops.deployments import pointer_prefix
 from stacks.feature_store import FeatureStoreStack
+from stacks.monitoring import MonitoringStack
 from stacks.network import NetworkStack
 from stacks.registry import RegistryStack
 from stacks.security import SecurityStack
@@ -36,10 +37,12 @@ class PlatformStacks:
     feature_store: FeatureStoreStack
     serving: ServingStack
     registry: RegistryStack
+    monitoring: MonitoringStack | None = None
 
     def all(self) -> list[Stack]:
-        return [self.security, self.network, self.training, self.feature_store, self.serving,
-                self.registry]  # fmt: skip
+        stacks: list[Stack] = [self.security, self.network, self.training, self.feature_store,
+                               self.serving, self.registry]  # fmt: skip
+        return [*stacks, self.monitoring] if self.monitoring is not None else stacks
 
 
 def build_platform(
@@ -117,6 +120,21 @@ def build_platform(
         description=f"{project} ({env_name}): model groups, approval hook, deployment ledger",
         **common,
     )
+    monitoring = None
+    if env_config.monitoring.enabled and env_config.serving.models:
+        monitoring = MonitoringStack(
+            scope,
+            f"{prefix}-monitoring",
+            env_config=env_config,
+            data_key=security.data_key,
+            access_logs=security.access_logs,
+            champion_prefix=pointer_prefix(project, env_name),
+            serving=serving,
+            training=training,
+            description=f"{project} ({env_name}): drift job, alarms, continuous training, "
+            "dashboards",
+            **common,
+        )
     stacks = PlatformStacks(
         security=security,
         network=network,
@@ -124,6 +142,7 @@ def build_platform(
         feature_store=feature_store,
         serving=serving,
         registry=registry,
+        monitoring=monitoring,
     )
     for stack in stacks.all():
         Tags.of(stack).add("project", project)

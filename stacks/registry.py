@@ -41,7 +41,7 @@ from lambdas.approval_hook.domain import (
     ROLLOUT_SUCCEEDED,
 )
 from mlops.config import EnvironmentConfig
-from stacks.base import PlatformStack
+from stacks.base import PlatformStack, model_id
 from stacks.constructs.python_function import LambdaSource, PythonFunction
 from stacks.constructs.serving_lambda import (
     MODEL_ARTIFACTS,
@@ -143,7 +143,7 @@ class RegistryStack(PlatformStack):
                 "Resource": [arn, versions],
             }]}  # fmt: skip
         group = sagemaker.CfnModelPackageGroup(
-            self, f"Group{name.title().replace('-', '')}", model_package_group_name=name,
+            self, f"Group{model_id(name)}", model_package_group_name=name,
             model_package_group_description=f"{name}: versions registered by the training "
             "workflow; approving one deploys it",
             model_package_group_policy=policy,

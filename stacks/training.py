@@ -17,11 +17,12 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from lambdas.training_trigger.domain import CONTINUOUS_TRAINING_PREFIX
 from lambdas.training_trigger.execution import PLATFORM_FILES
 from mlops.config import EnvironmentConfig
 from mlops.runs import MODEL_INDEX
 from pipelines.workflow import TrainingWorkflow
-from stacks.base import PlatformStack
+from stacks.base import PlatformStack, retrain_role_name
 from stacks.constructs.offline_store import OfflineFeatureStore
 from stacks.constructs.python_function import LambdaSource, PythonFunction
 from stacks.constructs.retention import retention
@@ -94,6 +95,7 @@ class TrainingStack(PlatformStack):
             self, "Artifacts", encryption_key=data_key, access_logs=access_logs,
             removal_policy=policy,
         ).bucket  # fmt: skip
+        self._reserve_continuous_training_prefix()
         self.runs_table = self._runs_table(policy)
         self.topic = sns.Topic(
             self, "Notifications", master_key=data_key, enforce_ssl=True,
@@ -125,6 +127,21 @@ class TrainingStack(PlatformStack):
             "SageMakerRoleArn": self.sagemaker_role.role_arn,
         }.items():
             CfnOutput(self, name, value=value)
+
+    def _reserve_continuous_training_prefix(self) -> None:
+        """Only the monitoring stack's retraining role writes under continuous-training/: a
+        run's origin decides whether `auto_approve` applies, so people must not forge it.
+        The role is named, not referenced, to keep the stacks free of a dependency cycle."""
+        retrain_role = self.format_arn(
+            service="iam", region="", resource="role",
+            resource_name=retrain_role_name(self.stack_name.removesuffix("-training")),
+        )  # fmt: skip
+        self.code_bucket.add_to_resource_policy(iam.PolicyStatement(
+            sid="ContinuousTrainingWritesOnly", effect=iam.Effect.DENY,
+            principals=[iam.AnyPrincipal()], actions=["s3:PutObject"],
+            resources=[self.code_bucket.arn_for_objects(f"{CONTINUOUS_TRAINING_PREFIX}*")],
+            conditions={"ArnNotEquals": {"aws:PrincipalArn": retrain_role}},
+        ))  # fmt: skip
 
     def _runs_table(self, policy: Any) -> dynamodb.Table:
         table = dynamodb.Table(
@@ -226,6 +243,15 @@ class TrainingStack(PlatformStack):
                     ],
                 )
             )  # fmt: skip
+        auto = sorted(m for m, c in self.env_config.monitoring.models.items() if c.auto_approve)
+        register = functions["register"].function
+        register.add_environment("AUTO_APPROVE_MODELS", ",".join(auto))
+        if auto:
+            register.add_to_role_policy(iam.PolicyStatement(
+                actions=["sagemaker:UpdateModelPackage"],
+                resources=[self.format_arn(service="sagemaker", resource="model-package",
+                                           resource_name=f"{m}/*") for m in auto],
+            ))  # fmt: skip
         self.runs_table.grant_read_write_data(functions["recorder"].function)
         self.topic.grant_publish(functions["recorder"].function)
 
@@ -285,7 +311,9 @@ class TrainingStack(PlatformStack):
                 detail_type=["Object Created"],
                 detail={
                     "bucket": {"name": [self.code_bucket.bucket_name]},
-                    "object": {"key": [{"prefix": "bundles/"}]},
+                    "object": {
+                        "key": [{"prefix": "bundles/"}, {"prefix": CONTINUOUS_TRAINING_PREFIX}]
+                    },
                 },
             ),
             targets=[

@@ -51,6 +51,7 @@ from stacks.constructs.materialization_role import job_role
 from stacks.constructs.offline_store import OFFLINE_PREFIX, OfflineFeatureStore
 from stacks.constructs.online_store import OnlineFeatureStore
 from stacks.constructs.python_function import DependencyMode
+from stacks.constructs.scheduler_role import scheduler_role
 
 # The feature views the schedule materializes: those of the Feast repo
 # (features.repo.definitions.VIEWS; a unit test keeps the two equal without importing Feast here).
@@ -312,21 +313,14 @@ class MaterializationSchedule(Construct):
 
     def _schedule(self) -> scheduler.Schedule:
         max_age = min(self._interval_seconds(), 3600)
-        stack = Stack.of(self)
         # Own role (the L2's default is a stack-wide singleton): start this state machine and
-        # dead-letter to the KMS-encrypted queue, nothing else. Trust as AWS documents it for
-        # EventBridge Scheduler: this account's default schedule group only.
-        self.schedule_role = iam.Role(
-            self, "ScheduleRole", description="EventBridge Scheduler: start materialization",
-            assumed_by=iam.ServicePrincipal("scheduler.amazonaws.com", conditions={
-                "StringEquals": {
-                    "aws:SourceAccount": stack.account,
-                    "aws:SourceArn": stack.format_arn(service="scheduler",
-                                                      resource="schedule-group",
-                                                      resource_name="default"),
-                }}),
-        )  # fmt: skip
-        self._key.grant(self.schedule_role, "kms:GenerateDataKey", "kms:Decrypt")
+        # dead-letter to the KMS-encrypted queue, nothing else.
+        self.schedule_role = scheduler_role(
+            self,
+            "ScheduleRole",
+            description="EventBridge Scheduler: start materialization",
+            data_key=self._key,
+        )
         target = scheduler_targets.StepFunctionsStartExecution(
             self.state_machine,
             role=self.schedule_role,

@@ -193,6 +193,7 @@ class PythonFunction(Construct):
         timeout: Duration | None = None,
         memory_size: int = 512,
         vpc: ec2.IVpc | None = None,
+        role_name: str | None = None,
         **function_props: Any,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -206,6 +207,7 @@ class PythonFunction(Construct):
             "Role",
             assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
             description=f"{description} (Lambda execution role)",
+            role_name=role_name,
         )
         self.log_group.grant_write(self.role)
         if vpc is not None:

@@ -37,6 +37,7 @@ from stacks.constructs.online_store import OnlineFeatureStore
 from stacks.constructs.prediction_log import PredictionLog
 from stacks.constructs.python_function import DependencyMode, LambdaSource, PythonFunction
 
+SERVING_METRICS_NAMESPACE = "MLOps/Serving"  # Requests, Status4xx/5xx, Latency, Predictions
 SOURCE = LambdaSource(
     handler="serving.lambda_handler.handler",
     include=(
@@ -253,6 +254,9 @@ def serving_environment(
         "MLOPS_SERVING_MAX_BATCH_SIZE": str(config.max_batch_size),
         "MLOPS_SERVING_PREDICTION_LOG_STREAM": prediction_log.stream.delivery_stream_name,
         "MLOPS_SERVING_REGION": region,
+        # Request metrics as CloudWatch embedded metric format lines on stdout (serving/metrics.py)
+        "MLOPS_SERVING_METRICS": "emf",
+        "MLOPS_SERVING_METRICS_NAMESPACE": SERVING_METRICS_NAMESPACE,
     }
     return {name: value for name, value in environment.items() if value is not None}
 

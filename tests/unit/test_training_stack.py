@@ -44,7 +44,8 @@ def test_code_bucket_publishes_uploads_to_eventbridge(synthesized: Synth) -> Non
                 "detail-type": ["Object Created"],
                 "detail": {
                     "bucket": {"name": [Match.any_value()]},
-                    "object": {"key": [{"prefix": "bundles/"}]},
+                    "object": {"key": [{"prefix": "bundles/"},
+                                       {"prefix": "continuous-training/"}]},
                 },
             },
             "Targets": [
