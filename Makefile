@@ -23,7 +23,7 @@ export UV_COMPILE_BYTECODE := 1
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: help setup test test-unit lint check synth demo bench clean deploy destroy diff
+.PHONY: help setup test test-unit lint check synth demo demo-drift bench clean deploy destroy diff
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -75,6 +75,9 @@ destroy: setup ## cdk destroy --all for ENV (prod keeps its retained data stores
 
 demo: setup ## Run the whole lifecycle on the local engine (no Docker, no AWS account)
 	@$(PY) -m mlops demo
+
+demo-drift: setup ## The lifecycle, then shifted traffic: drift detected, a retraining run started
+	@$(PY) -m mlops demo --drift
 
 bench: setup ## Run the benchmarks and print their results
 	@$(PY) -m mlops bench

@@ -50,12 +50,21 @@ def config_command(
 
 
 @app.command()
-def demo() -> None:
-    """Run the lifecycle on the local engine: deploy, upload, train, evaluate, register."""
-    from mlops.demo import DemoError, run_demo
+def demo(
+    drift: Annotated[
+        bool, typer.Option("--drift", help="Go on: shifted traffic, drift alarm, retraining.")
+    ] = False,
+    report_dir: Annotated[
+        Path | None,
+        typer.Option(help="Where --drift writes the drift report (default .localaws/reports)."),
+    ] = None,
+) -> None:
+    """Run the lifecycle on the local engine: deploy, upload, train, evaluate, register,
+    approve, serve; with --drift, also drift detection and continuous training."""
+    from mlops.demo import REPO_ROOT, DemoError, run_demo
 
     try:
-        run_demo()
+        run_demo(drift=drift, report_dir=report_dir or REPO_ROOT / ".localaws" / "reports")
     except DemoError as error:
         typer.secho(f"demo failed: {error}", fg="red", err=True)
         raise typer.Exit(1) from None

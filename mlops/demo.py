@@ -9,6 +9,7 @@ in the model registry. Steps that later work will deliver are listed as not buil
 
 from __future__ import annotations
 
+import logging
 import shutil
 import tempfile
 import time
@@ -152,8 +153,16 @@ def registered_version(package_arn: str) -> dict[str, Any]:
     return dict(boto3.client("sagemaker").describe_model_package(ModelPackageName=package_arn))
 
 
-def run_demo(console: Console | None = None, workdir: Path | None = None) -> dict[str, Any]:
-    """Run the lifecycle; return what a test or a caller may want to check."""
+def run_demo(
+    console: Console | None = None,
+    workdir: Path | None = None,
+    *,
+    drift: bool = False,
+    report_dir: Path | None = None,
+) -> dict[str, Any]:
+    """Run the lifecycle; return what a test or a caller may want to check. `drift` goes on
+    to drift detection and continuous training (`mlops.demo_drift`), writing the last drift
+    report to `report_dir` (default: the work directory)."""
     console = console or Console()
     steps = Steps(console)
     with ExitStack() as stack:
@@ -172,6 +181,16 @@ def run_demo(console: Console | None = None, workdir: Path | None = None) -> dic
             with steps.step(SERVE_STEP):
                 customers = result["features"]["customers"]
                 result["serving"] = serve(engine, customers, scratch / "serving", console)
+            if drift:
+                from mlops.demo_drift import run_drift
+
+                # A gated-out retraining run ends its execution in a Fail state, which the
+                # emulator logs as an error; the demo reports the run's outcome itself.
+                stepfunctions = logging.getLogger("moto.stepfunctions.parser")
+                stack.callback(stepfunctions.setLevel, stepfunctions.level)
+                stepfunctions.setLevel(logging.CRITICAL)
+                result["drift"] = run_drift(engine, result, steps, scratch / "drift", console,
+                                            report_dir or scratch)  # fmt: skip
         else:
             console.print("[yellow]○ skipped: feature store (no redis-server on PATH)[/]")
     for what, owner in NOT_BUILT:
@@ -190,21 +209,53 @@ def _throwaway_redis(stack: ExitStack, scratch: Path) -> str | None:
     return server.url
 
 
+def materialization(engine: LocalEngine) -> tuple[Any, Any, dict[str, Any]]:
+    """(Target, RunRecords, feature-store outputs) of the deployed feature store: what the
+    scheduled materialization job is configured with, Redis being the engine's."""
+    from features.job_report import RunRecords
+    from features.job_run import LakeOffline, RedisUrl, Target
+    from features.repo import VIEWS
+    from mlops.config import load_platform_config, read_cdk_context
+
+    assert engine.deployment is not None
+    outputs = dict(engine.deployment[f"{engine.project}-local-feature-store"].outputs)
+    redis_url = f"redis://{outputs['RedisEndpointAddress']}:{outputs['RedisEndpointPort']}/0"
+    config = load_platform_config(read_cdk_context(REPO_ROOT / "cdk.json")["platform"])
+    store_config = config.environments["local"].feature_store
+    target = Target(
+        store_config.feast_project, RedisUrl(redis_url),
+        LakeOffline(str(outputs["DataLakeBucketName"]), OFFLINE_PREFIX,
+                    config.environments["local"].region),
+        timedelta(days=store_config.materialization_lookback_days), VIEWS,
+    )  # fmt: skip
+    records = RunRecords(str(outputs["MaterializationRunsUri"]), boto3.client("s3"))
+    return target, records, outputs | {"redis_url": redis_url}
+
+
+def materialize(engine: LocalEngine, **window: Any) -> Any:
+    """One run of the scheduled job's code (features.job_run.run); DemoError unless it
+    SUCCEEDED. `window` may set `start`/`end`."""
+    from features.job_report import AwsReporter
+    from features.job_run import run
+
+    target, records, _ = materialization(engine)
+    record = run(target, reporter=AwsReporter(records, boto3.client("cloudwatch")), **window)
+    if record.status != "SUCCEEDED":
+        raise DemoError(f"materialization run {record.run_id} {record.status}: {record.error}")
+    return record
+
+
 def _feature_store(engine: LocalEngine, root: Path, console: Console) -> dict[str, Any]:
     """Today's warehouse batch into the data lake, then the scheduled materialization job's
     own run (features.job_run.run, what the processing job executes) from the lake into Redis
     (found through the feature-store stack's outputs), then one entity read back."""
-    from features.job_report import AwsReporter, RunRecords
-    from features.job_run import LakeOffline, RedisUrl, Target, open_job_store, run
+    from features.job_run import open_job_store
     from features.online import OnlineFeatureReader
     from features.repo import VIEWS
-    from mlops.config import load_platform_config, read_cdk_context
     from pipelines.sample_data import generate, write_parquet
 
-    assert engine.deployment is not None
-    outputs = engine.deployment[f"{engine.project}-local-feature-store"].outputs
-    redis_url = f"redis://{outputs['RedisEndpointAddress']}:{outputs['RedisEndpointPort']}/0"
-    lake = str(outputs["DataLakeBucketName"])
+    target, _, outputs = materialization(engine)
+    redis_url, lake = str(outputs["redis_url"]), str(outputs["DataLakeBucketName"])
     first_day = datetime.now(UTC).date() - timedelta(days=29)
     data = generate(n_customers=3000, start=first_day, days=30, seed=7)
     written = write_parquet(data, root / "batch")
@@ -213,17 +264,7 @@ def _feature_store(engine: LocalEngine, root: Path, console: Console) -> dict[st
         for file in written[view]:
             key = OFFLINE_PREFIX + file.relative_to(root / "batch").as_posix()
             s3.upload_file(str(file), lake, key)
-    config = load_platform_config(read_cdk_context(REPO_ROOT / "cdk.json")["platform"])
-    store_config = config.environments["local"].feature_store
-    target = Target(
-        store_config.feast_project, RedisUrl(redis_url),
-        LakeOffline(lake, OFFLINE_PREFIX, config.environments["local"].region),
-        timedelta(days=store_config.materialization_lookback_days), VIEWS,
-    )  # fmt: skip
-    records = RunRecords(str(outputs["MaterializationRunsUri"]), s3)
-    record = run(target, reporter=AwsReporter(records, boto3.client("cloudwatch")))
-    if record.status != "SUCCEEDED":
-        raise DemoError(f"materialization run {record.run_id} {record.status}: {record.error}")
+    record = materialize(engine)
     for name, view_run in record.views.items():
         console.print(
             f"  {name:<22} {view_run.start:%Y-%m-%d %H:%M} → {view_run.end:%Y-%m-%d %H:%M} UTC: "
@@ -231,14 +272,16 @@ def _feature_store(engine: LocalEngine, root: Path, console: Console) -> dict[st
         )
     console.print(f"  run record {outputs['MaterializationRunsUri']}{record.run_id}.json")
     store = open_job_store(target, redis_url, root / "reader")
-    customers = [int(c) for c in data.profiles["customer_id"].unique()[:3]]
+    every = [int(c) for c in data.profiles["customer_id"].unique()]
+    customers = every[:3]
     customer = customers[0]
     row = OnlineFeatureReader(store, redis_url=redis_url).get("credit_risk_v1", [customer])[0]
     shown = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                       for k, v in list(row.items())[:6])  # fmt: skip
     console.print(f"  online features of customer {customer}: {shown}, …")
     written_rows = sum(view.rows_written for view in record.views.values())
-    return {"materialized": written_rows, "row": row, "record": record, "customers": customers}
+    return {"materialized": written_rows, "row": row, "record": record, "customers": customers,
+            "all_customers": every, "profiles": data.profiles}  # fmt: skip
 
 
 def _lifecycle(engine: LocalEngine, steps: Steps, console: Console) -> dict[str, Any]:

@@ -13,15 +13,13 @@ runs, and the whole window is read, before anything is printed.
 
 from __future__ import annotations
 
-import io
 import json
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Annotated, Any
 
 import boto3
 import typer
-from botocore.exceptions import ClientError
 from rich.console import Console
 from rich.table import Table
 
@@ -30,31 +28,9 @@ from mlops.cli_errors import usage_error as _usage
 from mlops.deployments import ChampionPointer
 from mlops.models_cli import ModelArgument
 from mlops.models_view import check_model_name
-from monitoring.drift import DriftReport, Thresholds, compute_drift, read_log_lines
-from monitoring.psi import Baseline, BaselineError
-
-PREFIX = "predictions/dt="
-PAGE_SIZE = 1000  # ListObjectsV2 MaxKeys at most
-
-
-@dataclass(frozen=True)
-class Window:
-    """The `days` daily partitions ending with `end` (inclusive), oldest first."""
-
-    end: date
-    days: int
-
-    @property
-    def start(self) -> date:
-        return self.end - timedelta(days=self.days - 1)
-
-    @property
-    def partitions(self) -> list[str]:
-        return [f"{PREFIX}{self.start + timedelta(days=i):%Y-%m-%d}/" for i in range(self.days)]
-
-    def to_dict(self, objects: int) -> dict[str, Any]:
-        return {"start": self.start.isoformat(), "end": self.end.isoformat(), "days": self.days,
-                "partitions": self.partitions, "objects": objects}  # fmt: skip
+from monitoring.drift import DriftReport, Thresholds
+from monitoring.job import PREFIX, Reading, TargetError, Window, read_window, resolve_target
+from monitoring.report import render_html
 
 
 def _day(text: str) -> date:
@@ -64,107 +40,37 @@ def _day(text: str) -> date:
         raise ValueError(f"--end must be a day as YYYY-MM-DD, got {text!r}") from None
 
 
-def _output(env: str, stack: str, key: str) -> str:
+def _output(env: str, stack: str, key: str, *, required: bool = True) -> str | None:
     from mlops.stack_outputs import StackOutputError, stack_output
 
     try:
         return stack_output(f"mlops-{env}-{stack}", key)
     except StackOutputError as error:
+        if not required:
+            return None
         _usage(str(error))
 
 
-def _client_code(error: ClientError) -> str:
-    return str(error.response.get("Error", {}).get("Code", ""))
+def _required(env: str, stack: str, key: str) -> str:
+    value = _output(env, stack, key)
+    assert value is not None  # _usage exits otherwise
+    return value
 
 
-def _package_arn(sagemaker: Any, model: str, version: int | None, env: str) -> tuple[int, str]:
-    """The version asked for, or the champion's; exit 2 if there is none (see module doc)."""
-    try:
-        sagemaker.describe_model_package_group(ModelPackageGroupName=model)
-    except ClientError as error:
-        if _client_code(error) not in ("ValidationException", "ResourceNotFound"):
-            raise
-        _usage(f"no model {model!r} in the registry of {sagemaker.meta.region_name}")
-    pointer = ChampionPointer(_output(env, "registry", "ChampionParameterPrefix"))
-    champion = pointer.get(model)
-    if version is None:
-        if champion is None:
-            _usage(f"{model!r} has no champion ({pointer.name(model)} is not set); "
-                   "name a version with --version")  # fmt: skip
-        return champion.version, champion.package_arn
-    if champion is not None and champion.version == version:
-        return version, champion.package_arn
-    pages = sagemaker.get_paginator("list_model_packages").paginate(ModelPackageGroupName=model)
-    for page in pages:
-        for summary in page.get("ModelPackageSummaryList", []):
-            if summary.get("ModelPackageVersion") == version:
-                return version, str(summary["ModelPackageArn"])
-    _usage(f"{model!r} has no version {version}")
-
-
-def _split_s3(uri: str) -> tuple[str, str]:
-    bucket, _, key = uri.removeprefix("s3://").partition("/")
-    if not uri.startswith("s3://") or not bucket or not key:
-        _usage(f"the evaluation report location is not an s3:// object: {uri!r}")
-    return bucket, key
-
-
-def _target(model: str, version: int | None, env: str) -> tuple[int, str, Baseline]:
-    """Resolve the version and read its evaluation report's baselines (exit 2 if unusable)."""
-    sagemaker, s3 = boto3.client("sagemaker"), boto3.client("s3")
-    number, arn = _package_arn(sagemaker, model, version, env)
-    package = sagemaker.describe_model_package(ModelPackageName=arn)
-    metrics = package.get("ModelMetrics", {}).get("ModelQuality", {})
-    uri = metrics.get("Statistics", {}).get("S3Uri")
-    if not uri:
-        _usage(f"{model} v{number} ({arn}) has no evaluation report (ModelQuality statistics)")
-    bucket, key = _split_s3(uri)
-    try:
-        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-    except ClientError as error:
-        if _client_code(error) not in ("NoSuchKey", "404"):
-            raise
-        _usage(f"{model} v{number}: the evaluation report {uri} does not exist")
-    try:
-        baseline = Baseline.from_evaluation(json.loads(body))
-    except ValueError as error:  # JSONDecodeError
-        _usage(f"{model} v{number}: the evaluation report {uri} is not JSON: {error}")
-    except BaselineError as error:
-        _usage(f"{model} v{number}: {error} ({uri})")
-    return number, arn, baseline
-
-
-class _LazyObject(io.RawIOBase):
-    """One S3 object's body, requested on the first read and closed at its end."""
-
-    def __init__(self, s3: Any, bucket: str, key: str) -> None:
-        super().__init__()
-        self._s3, self._bucket, self._key = s3, bucket, key
-        self._body: Any = None
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        if self._body is None:
-            self._body = self._s3.get_object(Bucket=self._bucket, Key=self._key)["Body"]
-        data: bytes = self._body.read(len(buffer))
-        if not data:
-            self._body.close()
-        memoryview(buffer).cast("B")[: len(data)] = data
-        return len(data)
-
-
-def _log_keys(s3: Any, bucket: str, window: Window) -> list[str]:
-    """Every object of the window's partitions, listed page by page."""
-    paginator = s3.get_paginator("list_objects_v2")
-    keys: list[str] = []
-    for prefix in window.partitions:
-        pages = paginator.paginate(
-            Bucket=bucket, Prefix=prefix, PaginationConfig={"PageSize": PAGE_SIZE}
-        )
-        keys.extend(o["Key"] for page in pages for o in page.get("Contents", []))
-    return keys
+def _latest_report(env: str, model: str) -> str | None:
+    """The newest scheduled report of `model` (None without a monitoring stack or report)."""
+    bucket = _output(env, "monitoring", "DriftReportBucket", required=False)
+    prefix = _output(env, "monitoring", "DriftReportPrefix", required=False)
+    if bucket is None or prefix is None:
+        return None
+    pages = (
+        boto3.client("s3")
+        .get_paginator("list_objects_v2")
+        .paginate(Bucket=bucket, Prefix=f"{prefix}{model}/dt=")
+    )
+    keys = [o["Key"] for page in pages for o in page.get("Contents", [])
+            if o["Key"].endswith(".html")]  # fmt: skip
+    return f"s3://{bucket}/{max(keys)}" if keys else None
 
 
 def _table(report: DriftReport) -> Table:
@@ -180,15 +86,25 @@ def _table(report: DriftReport) -> Table:
     return table
 
 
-def _summary(report: DriftReport, window: Window, objects: int) -> str:
-    counts = report.window
+def _summary(report: DriftReport, days: int, reading: Reading) -> str:
+    counts, window = report.window, reading.window
     bad = counts.malformed_records + (counts.malformed_lines or 0)
     broken = f", {counts.broken_sources} unreadable objects" if counts.broken_sources else ""
+    outside = f", {counts.outside_window} outside the window" if counts.outside_window else ""
     return (
-        f"{report.model} v{report.version} · window {window.start}..{window.end} "
-        f"({window.days} day(s), {objects} objects) · records: {counts.records} used, "
-        f"{counts.skipped} skipped, {bad} malformed{broken} · status: {report.status.value}"
+        f"{report.model} v{report.version} · window {window.days[0]}..{window.days[-1]} "
+        f"({days} day(s), {reading.objects} objects) · records: {counts.records} used, "
+        f"{counts.skipped} skipped{outside}, {bad} malformed{broken} · "
+        f"status: {report.status.value}"
     )
+
+
+def _json(reading: Reading, days: int) -> dict[str, Any]:
+    body = reading.to_dict()
+    window = reading.window
+    body["window"] |= {"start": window.days[0].isoformat(), "end": window.days[-1].isoformat(),
+                       "days": days}  # fmt: skip
+    return body
 
 
 def drift_command(
@@ -205,34 +121,50 @@ def drift_command(
     act: Annotated[float, typer.Option(help="PSI from which a column is `act`.")] = 0.25,
     min_rows: Annotated[int, typer.Option(help="Fewest values a PSI is read on.")] = 100,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    html: Annotated[
+        Path | None,
+        typer.Option("--html", help="Also write this reading as an HTML report to this file."),
+    ] = None,
 ) -> None:
     """PSI per feature and for the score of MODEL's prediction logs over a window of days,
-    against the baselines of the version's evaluation report. Exits 0 whatever the drift
-    status (it is a report); 2 on bad input or an unusable version; 1 if AWS refused."""
+    against the baselines of the version's evaluation report, and where the latest scheduled
+    report is. Exits 0 whatever the drift status (it is a report); 2 on bad input or an
+    unusable version; 1 if AWS refused."""
     try:
         check_model_name(model)
         last = datetime.now(UTC).date() if end is None else _day(end)
         thresholds = Thresholds(warn=warn, act=act, min_rows=min_rows)
     except ValueError as error:
         _usage(str(error))
-    window = Window(last, days)
-    bucket = _output(env, "serving", "PredictionLogBucket")
+    if html is not None and html.is_dir():
+        _usage(f"--html {html} is a directory; name the file to write")
+    window = Window.days_ending(last, days)
+    bucket = _required(env, "serving", "PredictionLogBucket")
+    pointer = ChampionPointer(_required(env, "registry", "ChampionParameterPrefix"))
     with _aws_errors():
-        number, arn, baseline = _target(model, version, env)
         s3 = boto3.client("s3")
-        keys = _log_keys(s3, bucket, window)
-        lines = read_log_lines(io.BufferedReader(_LazyObject(s3, bucket, k)) for k in keys)
-        report = compute_drift(lines, baseline, model=model, version=number, thresholds=thresholds)
+        try:
+            target = resolve_target(boto3.client("sagemaker"), s3, pointer, model, version)
+        except TargetError as error:
+            _usage(str(error))
+        reading = read_window(s3, bucket, target, window, thresholds)
+        latest = _latest_report(env, model)
+    report = reading.report
+    if html is not None:
+        page = render_html(_json(reading, days), context=reading.context())
+        html.write_text(page, encoding="utf-8")
     if as_json:
-        body = report.to_dict()
-        body["window"] = {**body["window"], **window.to_dict(len(keys))}
-        body["package_arn"] = arn
+        body = _json(reading, days)
+        body["latest_report"] = latest
         typer.echo(json.dumps(body, indent=2, allow_nan=False))
         return
     console = Console()
     if report.window.records:
         console.print(_table(report))
     else:
-        console.print(f"no prediction records of {model} v{number} in s3://{bucket}/"
-                      f"{PREFIX}{window.start}..{window.end}")  # fmt: skip
-    console.print(_summary(report, window, len(keys)))
+        console.print(f"no prediction records of {model} v{target.version} in s3://{bucket}/"
+                      f"{PREFIX}{window.days[0]}..{window.days[-1]}")  # fmt: skip
+    console.print(_summary(report, days, reading))
+    if html is not None:
+        console.print(f"report: {html}")
+    console.print(f"latest scheduled report: {latest or 'none yet'}")
