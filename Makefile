@@ -23,11 +23,12 @@ export UV_COMPILE_BYTECODE := 1
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: help setup test test-unit lint check synth demo demo-drift bench clean deploy destroy diff
+.PHONY: help setup test test-unit lint check synth demo demo-drift bench clean deploy destroy diff \
+	localstack-up localstack-deploy localstack-plan localstack-test localstack-down
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
-		awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
+		awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
 
 $(UV):
 	@$(PYTHON) scripts/check_prereqs.py
@@ -47,7 +48,7 @@ node_modules/.installed: package.json package-lock.json
 
 setup: $(VENV)/.synced node_modules/.installed ## Create .venv (locked deps) and install the pinned CDK CLI
 
-test: setup ## Run the whole test suite (unit, integration, e2e; localstack tests skip without an endpoint)
+test: setup ## Run the whole test suite (unit, integration, e2e, localstack: your endpoint or the in-process core)
 	@$(PY) -m pytest --cov --cov-report=term $(PYTEST_ARGS)
 
 test-unit: setup ## Run only the fast unit tests
@@ -79,8 +80,27 @@ demo: setup ## Run the whole lifecycle on the local engine (no Docker, no AWS ac
 demo-drift: setup ## The lifecycle, then shifted traffic: drift detected, a retraining run started
 	@$(PY) -m mlops demo --drift
 
+LOCALSTACK_TIER ?= hobby
+COMPOSE := docker compose -f localstack/docker-compose.yml
+
+localstack-up: ## Start LocalStack + Redis with Docker (needs LOCALSTACK_AUTH_TOKEN)
+	@docker compose version >/dev/null 2>&1 || { echo "error: needs Docker with the compose plugin (docs/localstack.md)" >&2; exit 2; }
+	@$(COMPOSE) up -d --wait
+
+localstack-deploy: setup ## Deploy the local environment to LocalStack for LOCALSTACK_TIER (core|hobby|base|ultimate)
+	@$(PY) -m mlops.localstack deploy --tier $(LOCALSTACK_TIER)
+
+localstack-plan: setup ## Print what LOCALSTACK_TIER leaves out or replaces, without deploying
+	@$(PY) -m mlops.localstack plan --tier $(LOCALSTACK_TIER)
+
+localstack-test: setup ## The LocalStack suite: your endpoint (LOCALSTACK_ENDPOINT) or the in-process core
+	@$(PY) -m pytest -m localstack -p no:cacheprovider $(PYTEST_ARGS) tests/localstack
+
+localstack-down: ## Stop the compose LocalStack and Redis
+	@$(COMPOSE) down
+
 bench: setup ## Run the benchmarks and print their results
 	@$(PY) -m mlops bench
 
 clean: ## Remove generated files (cdk.out, caches); keeps .venv and node_modules
-	@rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache .coverage htmlcov .localaws
+	@rm -rf cdk.out cdk.out.localstack .pytest_cache .mypy_cache .ruff_cache .coverage htmlcov .localaws
