@@ -70,14 +70,13 @@ def references(node: Any) -> set[str]:
     return {name for name in found if not name.startswith("AWS::")}
 
 
-def missing_targets(template: Json, attributes: set[str] | None) -> dict[str, set[str]]:
-    """Resource or output -> names it references that the template does not define; only the
-    resource attributes in `attributes` are walked (None: all of them but DependsOn)."""
+def missing_targets(template: Json) -> dict[str, set[str]]:
+    """Resource or output -> names it references that the template does not define (every
+    resource attribute but DependsOn, which has its own test)."""
     defined = set(template["Resources"]) | set(template.get("Parameters", {}))
     missing: dict[str, set[str]] = {}
     for lid, resource in template["Resources"].items():
-        walked = {k: v for k, v in resource.items() if attributes is None or k in attributes}
-        walked.pop("DependsOn", None)
+        walked = {k: v for k, v in resource.items() if k != "DependsOn"}
         if unknown := references(walked) - defined:
             missing[lid] = unknown
     for name, output in template.get("Outputs", {}).items():
