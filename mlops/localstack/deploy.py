@@ -24,7 +24,7 @@ from typing import Any
 
 from mlops.localstack.adapt import Options, Report, adapt_assembly
 from mlops.localstack.mocks import build_mock_config, write_mock_config
-from mlops.localstack.tiers import Tier
+from mlops.localstack.tiers import SERVICES, Tier
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ACCOUNT = "000000000000"  # LocalStack's account for the access key "test"
@@ -87,13 +87,19 @@ def local_region() -> str:
     return select_environment(load_platform_config(context["platform"]), ENV_NAME).region
 
 
-def synthesize(outdir: Path) -> Path:
-    """The real app's `local` environment, with LocalStack's account, into `outdir`."""
+def synthesize(outdir: Path, *, vendored: bool) -> Path:
+    """The real app's `local` environment, with LocalStack's account, into `outdir`.
+
+    `vendored`: each function's requirements are installed into its bundle, as for AWS (the
+    engine's 'provided' mode relies on its own interpreter's packages, which LocalStack's
+    Lambda containers do not have). Tiers that run no Lambda code skip that work."""
     from mlops.config import read_cdk_context
     from stacks.assembly import synthesize_environment
 
     platform = copy.deepcopy(read_cdk_context(REPO_ROOT / "cdk.json")["platform"])
     platform["environments"][ENV_NAME]["account"] = ACCOUNT
+    if vendored:
+        platform["environments"][ENV_NAME]["lambda_dependencies"] = "vendored"
     synthesize_environment(ENV_NAME, outdir, bundling=True, overrides={"platform": platform})
     return outdir
 
@@ -149,8 +155,11 @@ def deploy(
     document = health(target.endpoint)
     log(f"==> LocalStack {document.get('version', '?')} ({document.get('edition', '?')}) at "
         f"{target.endpoint}, tier {target.tier.value}")  # fmt: skip
-    log("==> synthesizing the local environment (env=local, account 000000000000)")
-    source = synthesize(workdir / "source")
+    vendored = "lambda" in SERVICES[target.tier]
+    log("==> synthesizing the local environment (env=local, account 000000000000"
+        + (", function requirements vendored: the first run downloads them" if vendored else "")
+        + ")")  # fmt: skip
+    source = synthesize(workdir / "source", vendored=vendored)
     report = adapt_assembly(
         source, workdir / target.tier.value, Options(tier=target.tier, redis_url=redis_url)
     )
@@ -200,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
             core.serve(args.port, args.workdir / "core", args.mock_file)
             return 0
         if args.command == "plan":
-            source = synthesize(args.workdir / "source")
+            source = synthesize(args.workdir / "source", vendored=False)
             report = adapt_assembly(
                 source, args.workdir / tier.value, Options(tier=tier, redis_url=args.redis_url)
             )
