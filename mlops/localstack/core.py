@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlops.localstack.deploy import LocalStackError, health
+from mlops.localstack.deploy import LocalStackError, health, without_aws
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 VENV = REPO_ROOT / ".tools" / "localstack-core"
@@ -122,7 +122,7 @@ def start(python: Path, workdir: Path, mock_file: Path, port: int | None = None)
     workdir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     log_file = workdir / "localstack.log"
-    environ = os.environ | {
+    environ = without_aws(dict(os.environ)) | {
         "GATEWAY_LISTEN": f"127.0.0.1:{port}",
         "SERVICES": SERVICES,
         "SFN_MOCK_CONFIG": str(mock_file),

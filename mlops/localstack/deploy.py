@@ -45,7 +45,8 @@ class Target:
     region: str
 
     def environ(self) -> dict[str, str]:
-        """Variables that point the AWS SDKs, the CDK CLI and cdklocal at the endpoint."""
+        """Variables that point the AWS SDKs, the CDK CLI and cdklocal at the endpoint (with
+        :func:`without_aws`, so no profile or session token of the caller's mixes in)."""
         return {
             "AWS_ENDPOINT_URL": self.endpoint,
             "AWS_ENDPOINT_URL_S3": self.endpoint,
@@ -63,6 +64,11 @@ class Target:
             service, endpoint_url=self.endpoint, region_name=self.region,
             aws_access_key_id="test", aws_secret_access_key="test",
         )  # fmt: skip
+
+
+def without_aws(environ: dict[str, str]) -> dict[str, str]:
+    """`environ` without AWS_* variables (credentials, profiles, endpoints of the caller)."""
+    return {k: v for k, v in environ.items() if not k.startswith("AWS_")}
 
 
 def health(endpoint: str, timeout: float = 2.0) -> dict[str, Any]:
@@ -111,7 +117,7 @@ def _cdklocal(target: Target, *args: str, log: Callable[[str], None]) -> None:
     command = [str(binary), *args]
     log(f"==> {' '.join(['cdklocal', *args])}")
     process = subprocess.Popen(
-        command, cwd=REPO_ROOT, env=os.environ | target.environ(), text=True,
+        command, cwd=REPO_ROOT, env=without_aws(dict(os.environ)) | target.environ(), text=True,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )  # fmt: skip
     assert process.stdout is not None
