@@ -121,15 +121,10 @@ def _resolved(value: str) -> Any:
 
 
 class _TemplateAdapter:
-    def __init__(
-        self,
-        stack: str,
-        template: dict[str, Any],
-        options: Options,
-        redis_exports: frozenset[str] = frozenset(),
-    ) -> None:
+    def __init__(self, stack: str, template: dict[str, Any], options: Options) -> None:
         self.stack = stack
-        self.redis_exports = redis_exports  # other stacks' exports of a left-out Redis endpoint
+        # Other stacks' exports of a left-out Redis endpoint; set before adapt().
+        self.redis_exports: frozenset[str] = frozenset()
         self.template = template
         self.options = options
         self.changes: list[Change] = []
@@ -332,16 +327,19 @@ def adapt_assembly(source: Path, target: Path, options: Options) -> Report:
         name: (target / artifact["properties"]["templateFile"]).read_text()
         for name, artifact in stacks.items()
     }
-    redis_exports = frozenset().union(*(
-        _TemplateAdapter(name, json.loads(text), options).exported_redis()
-        for name, text in texts.items()
-    ))  # fmt: skip
+    adapters = {
+        name: _TemplateAdapter(name, json.loads(text), options) for name, text in texts.items()
+    }
+    # A stack's functions may read the Redis endpoint another stack exports.
+    redis_exports = frozenset().union(*(a.exported_redis() for a in adapters.values()))
     for name, artifact in stacks.items():
         report.stacks.append(name)
         path = target / artifact["properties"]["templateFile"]
         path_text = texts[name]
-        template = json.loads(path_text)
-        report.changes += _TemplateAdapter(name, template, options, redis_exports).adapt()
+        adapter = adapters[name]
+        adapter.redis_exports = redis_exports
+        template = adapter.template
+        report.changes += adapter.adapt()
         if options.mock_case and "sagemaker" not in SERVICES[options.tier]:
             report.changes += _mock_trigger(name, template, options.mock_case)
         if template == json.loads(path_text):

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from features.local_redis import free_port
 from mlops.localstack.deploy import LocalStackError, health, without_aws
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -93,13 +93,6 @@ def serve(port: int, workdir: Path, mock_file: Path) -> None:
         core.process.wait()
     except KeyboardInterrupt:
         core.stop()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @dataclass
