@@ -16,6 +16,7 @@ import pytest
 
 from lambdas.register_model.domain import GateSummary, Provenance, package_request
 from mlops.bundle.upload import upload_bundle
+from mlops.demo import wait_for_run
 from mlops.deployments import Ledger
 from mlops.localstack.deploy import REPO_ROOT
 from mlops.localstack.tiers import Tier
@@ -51,14 +52,8 @@ def test_an_upload_starts_a_workflow_that_registers(localstack: Deployed, aws_en
         progress=False, endpoint_url=localstack.target.endpoint,
     )  # fmt: skip
     runs = RunsRepository(training["RunsTableName"], endpoint_url=localstack.target.endpoint)
-
-    def started() -> Any:
-        return next(
-            (r for r in runs.list(MODEL) if r.key == uploaded.key and r.execution_arn), None
-        )
-
-    run = _wait("run started by the trigger", started)
-    assert run.status is RunStatus.RUNNING
+    run = wait_for_run(runs, MODEL, uploaded.key, terminal=False, timeout=180)
+    assert run.status is RunStatus.RUNNING and run.execution_arn
     sfn = localstack.client("stepfunctions")
 
     def finished() -> Any:
